@@ -1,0 +1,58 @@
+# The course in two commands:  `make lab`  (set up + open JupyterLab)  and  `make test`  (set up + all tests).
+# Both create .venv on first use and are fast the second time.
+#
+#   make lab                      set up, open JupyterLab on notebooks/
+#   make test                     set up, run the whole test suite (smoke profile, no network needed)
+#   make notebooks PROFILE=cpu    execute every notebook headless in a profile into executed/<profile>/
+#   make bench                    speed benchmarks (ratios against a baseline run side by side)
+#   make clean                    remove the environment, caches and executed copies (not data/)
+#
+# Overridable: PYTHON (the interpreter that makes the venv), VENV, TORCH_SPEC (how torch is
+# installed when the venv has none; the default is what this project's machines hold on disk --
+# elsewhere `make lab TORCH_SPEC="torch torchvision"` takes your platform's build), PROFILE,
+# COURSE_DATA (where datasets and caches live; default ./data), NB (chapters for `make notebooks`).
+
+PYTHON     ?= python3
+VENV       ?= .venv
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+PROFILE    ?= cpu
+NB         ?=
+PYTEST_ARGS ?=
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.course-installed
+
+export COURSE_DATA ?= $(CURDIR)/data
+# The project's own machines keep all of CIFAR-10 beside the checkout; users download it instead.
+SHARED_CIFAR := $(wildcard $(CURDIR)/../shared/data/cifar10-jpeg.tar.gz)
+ifneq ($(SHARED_CIFAR),)
+export COURSE_CIFAR10 ?= $(abspath $(SHARED_CIFAR))
+endif
+
+.PHONY: lab test notebooks bench clean setup
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c "import torch, torchvision" 2>/dev/null || $(BIN)/python -m pip install $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (course)" >/dev/null
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS)
+
+notebooks: $(STAMP)
+	$(BIN)/python scripts/run_notebooks.py --profile $(PROFILE) $(NB)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/augment.py
+
+clean:
+	rm -rf $(VENV) executed .pytest_cache *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
