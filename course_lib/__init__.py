@@ -1,13 +1,25 @@
 """course_lib: the reference implementations of the representation-learning course.
 
 Notebooks import from here and never redefine what lives here. One module per topic:
-``config`` (profile, device, seeds, folders), ``data``, ``augment``, ``distances``, ``models``,
-``train``, ``evaluate``, ``viz``.
+
+=============  ==================================================================
+``config``     profile (gpu / cpu / smoke), device, seeds, data and checkpoint folders
+``data``       CIFAR-10 and the offline fallback as tensors; ``DeviceLoader``
+``augment``    SimCLR augmentation, batched on any device, and the per-image reference
+``color``      RGB ↔ HSV ↔ L*a*b*
+``distances``  L1 / L2 / cosine, row-wise and pairwise
+``losses``     metric-learning (and, later, self-supervised) losses
+``mining``     triplet mining from boolean masks
+``models``     small conv net, ResNet-18 (CIFAR stem), embedding / projection heads
+``train``      ``fit``: one resumable training loop
+``evaluate``   features, kNN, linear probe, retrieval metrics
+``viz``        image grids, 2-D maps, retrievals, training curves
+=============  ==================================================================
 """
 from .config import (
     PROFILE, PROFILES, check_environment, checkpoint_dir, checkpoint_path, data_dir, describe,
     get_device, pick, set_seed,
 )
-from . import config, data
+from . import config, data, augment, color, distances, losses, mining, models, train, evaluate, viz
 
 __version__ = "0.1.0"

@@ -11,10 +11,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_CIFAR = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
 os.environ.setdefault("COURSE_PROFILE", "smoke")
+# pytest-xdist runs two workers on two cores: one thread each, or tiny ops slow down ~100x
+# from oversubscription (kernels started by the notebook tests inherit this too).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("COURSE_DATA", str(ROOT / "data"))
 if SHARED_CIFAR.exists():
     os.environ.setdefault("COURSE_CIFAR10", str(SHARED_CIFAR))
+
+import torch  # noqa: E402  (after the environment above)
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def cifar_source():

@@ -1,0 +1,259 @@
+"""One training loop for every chapter: θ ← θ − η ∇_θ L(θ; batch), epoch after epoch, resumable.
+
+:func:`fit` runs ``step(model, batch) -> loss`` over a loader for some epochs, with a progress bar,
+mixed precision on CUDA, a checkpoint after every epoch and an optional monitor (e.g. the kNN
+accuracy of :class:`~course_lib.evaluate.KNNMonitor`). Run the same cell again after a disconnect
+and it continues from the last finished epoch, and reaches exactly the weights an uninterrupted
+run would have (on the CPU; on a GPU up to its non-deterministic kernels)::
+
+    history = fit(model, loader, epochs=EPOCHS, checkpoint=checkpoint_dir() / "simclr.pt",
+                  step=two_view_step, monitor=KNNMonitor(x_train, y_train, x_test, y_test))
+    plot_history(history)
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import set_seed
+from .evaluate import KNNMonitor, knn_monitor
+
+__all__ = ["fit", "History", "supervised_step", "two_view_step", "epoch_seed", "KNNMonitor", "knn_monitor"]
+
+Loss = Union[torch.Tensor, dict]
+
+
+# ------------------------------------------------------------------------------------- steps
+def supervised_step(model: nn.Module, batch) -> torch.Tensor:
+    """L = CE(model(x), y): supervised classification; batch ``(x (B, 3, H, W), y (B,))``."""
+    x, y = batch
+    return F.cross_entropy(model(x), y)
+
+
+def two_view_step(model: nn.Module, batch) -> Loss:
+    """L = model(x1, x2): self-supervised methods whose forward takes two views and returns the loss.
+
+    batch ``((x1, x2), y)`` as :class:`~course_lib.data.DeviceLoader` gives with ``n_views=2``;
+    the labels are not used.
+    """
+    (x1, x2), _ = batch
+    return model(x1, x2)
+
+
+# ----------------------------------------------------------------------------------- history
+class History(dict):
+    """Per-epoch records, ``name -> list`` (one value per epoch): what :func:`fit` returns.
+
+    Keys: ``"epoch"`` (1, 2, …), ``"loss"`` (mean over the epoch's batches), every other scalar
+    the step logged (mean over batches), ``"lr"`` (at the end of the epoch), ``"time"`` (seconds of
+    training in the epoch) and the monitor's metrics (NaN in epochs where it did not run, which
+    plots as a gap). A plain dict of lists of floats: JSON-serialisable, ``viz.plot_history`` draws it.
+    """
+
+    def append(self, record: dict) -> None:
+        """Add one epoch's ``{name: value}``; names missing on either side are padded with NaN."""
+        n = len(self.get("epoch", []))
+        for key in list(self) + [k for k in record if k not in self]:
+            value = record.get(key, math.nan)
+            self.setdefault(key, [math.nan] * n).append(value if type(value) is int else float(value))
+
+    def last(self) -> dict:
+        """The latest epoch's record ``{name: value}``."""
+        return {k: v[-1] for k, v in self.items() if v}
+
+
+# --------------------------------------------------------------------------------- utilities
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of epoch ``epoch`` (0-based) of a run seeded ``seed``: the same in every process."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def _to(batch, device: torch.device):
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        moved = [_to(b, device) for b in batch]
+        return type(batch)(*moved) if hasattr(batch, "_fields") else type(batch)(moved)  # namedtuple too
+    if isinstance(batch, dict):
+        return {k: _to(v, device) for k, v in batch.items()}
+    return batch
+
+
+def _default_device(model: nn.Module, loader) -> torch.device:
+    if getattr(loader, "device", None) is not None:
+        return torch.device(loader.device)
+    for t in model.parameters():
+        return t.device
+    return torch.device("cpu")
+
+
+def _amp_dtype(device: torch.device, amp: Optional[bool]) -> Optional[torch.dtype]:
+    """bf16 on GPUs that have it natively (compute capability ≥ 8), else fp16; None = no autocast."""
+    if device.type != "cuda" or amp is False:
+        return None
+    return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
+
+
+def _grad_scaler(enabled: bool):
+    if hasattr(torch.amp, "GradScaler"):  # torch >= 2.3
+        return torch.amp.GradScaler("cuda", enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled)
+
+
+def _save(path: Path, state: dict) -> None:
+    """torch.save to a temporary file, then rename: a run killed mid-save keeps the old checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _load(path: Path, device: torch.device) -> dict:
+    # our own file: full unpickling (torch >= 2.6 defaults to weights_only=True)
+    return torch.load(path, map_location=device, weights_only=False)
+
+
+# ----------------------------------------------------------------------------------------- fit
+def fit(
+    model: nn.Module,
+    loader: Iterable,
+    epochs: int,
+    step: Optional[Callable[[nn.Module, object], Loss]] = None,
+    optimizer: Optional[Union[torch.optim.Optimizer, Callable]] = None,
+    scheduler=None,
+    checkpoint: Optional[Union[str, os.PathLike]] = None,
+    resume: bool = True,
+    device=None,
+    amp: Optional[bool] = None,
+    monitor: Optional[Callable[[nn.Module], dict]] = None,
+    monitor_every: int = 1,
+    seed: int = 0,
+    progress: bool = True,
+    desc: str = "train",
+) -> History:
+    """Minimise the mean of ``step(model, batch)`` over ``loader`` for ``epochs`` epochs.
+
+    * ``loader``: any iterable of batches, typically a :class:`~course_lib.data.DeviceLoader`
+      (``(x, y)``, or ``((x1, x2), y)`` with two views); tensors are moved to ``device``.
+    * ``step(model, batch)``: returns the loss (0-dim tensor) or a dict with ``"loss"`` and other
+      scalars to log. Default :func:`supervised_step` (cross-entropy); :func:`two_view_step` for
+      methods whose ``forward(x1, x2)`` returns the loss.
+    * ``optimizer``: an optimizer, a factory ``params -> optimizer``, or None for Adam(lr=1e-3) over
+      the parameters that require grad. ``scheduler``: an LR scheduler on that optimizer, or a factory
+      ``optimizer -> scheduler``; it is stepped **once per batch** (size its schedule in steps,
+      ``epochs * len(loader)``).
+    * ``device``: default the loader's device, else the model's; the model is moved there.
+      ``amp``: autocast on CUDA (bf16 where native, else fp16 with a GradScaler); None = on for CUDA,
+      never on CPU/MPS.
+    * ``checkpoint``: a path. After every epoch, model/optimizer/scheduler/scaler state, the epoch
+      count and the history are saved there atomically. If ``resume`` and the file exists, training
+      continues after its last epoch; if it already holds ``epochs`` epochs, the weights are loaded
+      and its history is returned at once ("train or load checkpoint").
+    * Every epoch ``e`` starts with :func:`course_lib.config.set_seed` ``(epoch_seed(seed, e))``, so the
+      loader's shuffling and augmentation of epoch ``e`` are the same in a straight run and after a
+      resume.
+    * ``monitor(model) -> {name: float}``: run in eval mode without gradients after every
+      ``monitor_every``-th epoch and after the last; its values go into the history (NaN elsewhere).
+
+    Returns the :class:`History`, one entry per epoch.
+    """
+    if epochs < 0 or monitor_every < 1:
+        raise ValueError(f"epochs must be >= 0 and monitor_every >= 1, got {epochs} and {monitor_every}")
+    step = step or supervised_step
+    device = torch.device(device) if device is not None else _default_device(model, loader)
+    model.to(device)
+    if optimizer is None:
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    elif not isinstance(optimizer, torch.optim.Optimizer):
+        optimizer = optimizer([p for p in model.parameters() if p.requires_grad])
+    if scheduler is not None and not hasattr(scheduler, "state_dict"):
+        scheduler = scheduler(optimizer)
+    if scheduler is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:
+        raise ValueError("scheduler must be built on the optimizer fit uses: pass a factory `lambda opt: ...`")
+    amp_dtype = _amp_dtype(device, amp)
+    scaler = _grad_scaler(amp_dtype == torch.float16)
+    history, start = History(), 0
+
+    path = Path(checkpoint) if checkpoint is not None else None
+    if path is not None and resume and path.exists():
+        state = _load(path, device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        history, start = History(state["history"]), int(state["epoch"])
+        if progress:
+            print(f"{desc}: loaded {path} ({start} epoch{'s' * (start != 1)} done of {epochs})")
+        if start >= epochs:
+            return history
+
+    n_batches = len(loader) if hasattr(loader, "__len__") else None
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_batches and epochs * n_batches, initial=(n_batches or 0) * start, desc=desc, dynamic_ncols=True)
+    autocast = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if amp_dtype else contextlib.nullcontext
+    try:
+        for epoch in range(start, epochs):
+            set_seed(epoch_seed(seed, epoch))
+            model.train()
+            sums, count, t0, shown = {}, 0, time.perf_counter(), time.perf_counter()
+            if bar is not None:
+                bar.set_description(f"{desc} epoch {epoch + 1}/{epochs}")
+            for batch in loader:
+                with autocast():
+                    out = step(model, _to(batch, device))
+                logs = dict(out) if isinstance(out, dict) else {"loss": out}
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(logs["loss"]).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                if scheduler is not None:
+                    scheduler.step()
+                for k, v in logs.items():  # running sums stay on the device: no sync per batch
+                    v = v.detach().float() if isinstance(v, torch.Tensor) else float(v)  # no float64 on MPS
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
+                if bar is not None:
+                    bar.update(1)
+                    if time.perf_counter() - shown > 0.5:
+                        bar.set_postfix(loss=f"{float(sums['loss']) / count:.4f}", refresh=False)
+                        shown = time.perf_counter()
+            if count == 0:
+                raise ValueError("the loader yielded no batch: is the dataset smaller than batch_size with drop_last=True?")
+            record = {"epoch": epoch + 1, **{k: float(v) / count for k, v in sums.items()}}
+            record.update(lr=optimizer.param_groups[0]["lr"], time=time.perf_counter() - t0)
+            if monitor is not None and ((epoch + 1) % monitor_every == 0 or epoch + 1 == epochs):
+                model.eval()
+                with torch.no_grad():
+                    record.update({k: float(v) for k, v in monitor(model).items()})
+                model.train()
+            history.append(record)
+            if bar is not None:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k not in ("epoch", "time")})
+            if path is not None:
+                _save(path, {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                    "epoch": epoch + 1,
+                    "history": dict(history),
+                    "seed": seed,
+                })
+    finally:
+        if bar is not None:
+            bar.close()
+    return history
