@@ -190,3 +190,74 @@ def test_real_cifar10_archive(cifar10_test_split):
     assert x.shape == (10000, 32, 32, 3) and x.dtype == torch.uint8
     assert torch.bincount(y).tolist() == [1000] * 10
     assert 100 < x.float().mean() < 140  # natural images, not blank decodes
+
+
+# ------------------------------------------------------------------ pairs, triplets, PK batches
+LABELS = torch.tensor([0] * 5 + [1] * 3 + [2] * 1 + [3] * 10 + [7] * 2)  # ids need not be 0..C-1
+
+
+def test_random_pairs_follow_their_definition():
+    i, j, same = data.random_pairs(LABELS, 4000, positive_fraction=0.3, seed=1)
+    assert torch.equal(LABELS[i] == LABELS[j], same) and bool((i != j).all())
+    assert abs(same.float().mean().item() - 0.3) < 0.03
+    assert 8 not in i.tolist()  # the lone example of class 2 has no partner: never an anchor
+    assert set(j[~same].tolist()) == set(range(len(LABELS)))  # any example can be a negative
+    i2, j2, same2 = data.random_pairs(LABELS, 4000, positive_fraction=0.3, seed=1)
+    assert torch.equal(i, i2) and torch.equal(j, j2)
+
+
+def test_random_negatives_are_uniform_over_other_classes():
+    # anchor 0 (class 0, 5 members): 16 other-class examples, each about 1/16 of the draws
+    index = data._ClassIndex(LABELS)
+    neg = index.negatives(torch.zeros(32000, dtype=torch.int64), torch.Generator().manual_seed(0))
+    counts = torch.bincount(neg, minlength=len(LABELS)).float()
+    assert counts[:5].sum() == 0 and torch.allclose(counts[5:] / 32000, torch.full((16,), 1 / 16), atol=0.01)
+
+
+def test_random_triplets_by_class():
+    a, p, n = data.random_triplets_by_class(LABELS, 2000, seed=0)
+    assert bool((LABELS[a] == LABELS[p]).all() and (a != p).all() and (LABELS[a] != LABELS[n]).all())
+
+
+def test_pair_and_triplet_datasets_return_model_inputs():
+    x = torch.randint(0, 256, (len(LABELS), 8, 8, 3), dtype=torch.uint8)
+    pairs = data.PairDataset(x, LABELS, n_pairs=10, seed=0)
+    x1, x2, same = pairs[3]
+    assert x1.shape == (3, 8, 8) and same.item() == float(LABELS[pairs.i[3]] == LABELS[pairs.j[3]])
+    assert torch.allclose(x1, data.to_model_input(x[pairs.i[3]][None])[0])
+    xa, xp, xn = data.TripletDataset(x, LABELS, n_triplets=5)[0]
+    assert xa.shape == xp.shape == xn.shape == (3, 8, 8)
+
+
+def test_pk_sampler_batches():
+    labels = torch.arange(10).repeat_interleave(20)  # 10 classes x 20
+    sampler = data.PKSampler(labels, p=4, k=5, generator=torch.Generator().manual_seed(0))
+    assert len(sampler) == 200 // 20
+    seen = torch.zeros(10)
+    for _ in range(30):
+        for batch in sampler:
+            y = labels[batch]
+            assert len(batch) == 20 and len(set(batch.tolist())) == 20  # without replacement
+            classes, counts = torch.unique(y, return_counts=True)
+            assert len(classes) == 4 and counts.tolist() == [5] * 4
+            assert torch.equal(y.view(4, 5), y.view(4, 5)[:, :1].expand(4, 5))  # grouped by class
+            seen[classes] += 1
+    assert torch.allclose(seen / seen.sum(), torch.full((10,), 0.1), atol=0.03)  # classes uniform
+
+
+def test_pk_sampler_small_classes_repeat_and_bad_arguments():
+    sampler = data.PKSampler(LABELS, p=5, k=4, generator=torch.Generator().manual_seed(0))
+    batch = next(iter(sampler))
+    assert torch.unique(LABELS[batch], return_counts=True)[1].tolist() == [4] * 5
+    with pytest.raises(ValueError, match="number of classes"):
+        data.PKSampler(LABELS, p=6, k=2)
+
+
+def test_device_loader_with_a_pk_sampler():
+    labels = torch.arange(4).repeat_interleave(6)
+    x = labels.view(-1, 1, 1, 1).expand(-1, 2, 2, 3).to(torch.uint8).contiguous()  # pixel = label
+    loader = DeviceLoader(x, labels, batch_sampler=data.PKSampler(labels, p=2, k=3), normalize=False)
+    assert len(loader) == 4
+    for xb, yb in loader:
+        assert torch.allclose(xb[:, 0, 0, 0] * 255, yb.float())
+        assert torch.unique(yb).numel() == 2
