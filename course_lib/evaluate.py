@@ -26,6 +26,7 @@ from .data import DeviceLoader, check_images, normalize_batch, to_model_input
 __all__ = [
     "extract_features", "pixel_features", "knn_accuracy", "linear_probe", "recall_at_k", "map_at_r",
     "verification_roc", "invariance_ratio", "cluster_scores", "KNNMonitor", "knn_monitor",
+    "RetrievalMonitor",
 ]
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
@@ -207,6 +208,27 @@ class KNNMonitor:
 def knn_monitor(train_images, train_labels, test_images, test_labels, k=200, temperature=0.1, feature_fn=None, **kwargs) -> KNNMonitor:
     """The monitor ``model -> {"knn_acc": ...}`` for :func:`course_lib.train.fit`; see :class:`KNNMonitor`."""
     return KNNMonitor(train_images, train_labels, test_images, test_labels, k, temperature, feature_fn, **kwargs)
+
+
+class RetrievalMonitor:
+    """monitor(model) → {"recall@1": …, "map@r": …} of the model's embeddings of a held-out set.
+
+    The metric-learning chapters' monitor for :func:`course_lib.train.fit`: embeds ``images``
+    (uint8 ``(N, H, W, 3)``) with the whole model (its output is the embedding), then
+    :func:`recall_at_k` at ``ks`` and :func:`map_at_r` (Musgrave et al., 2020) with ``metric``.
+    """
+
+    def __init__(self, images: ArrayLike, labels: ArrayLike, ks: Sequence[int] = (1,),
+                 metric: str = "euclidean", batch_size: int = 512):
+        self.images = check_images(images, "images")
+        self.labels = _labels(labels, len(self.images), "labels")
+        self.ks, self.metric, self.batch_size = tuple(ks), metric, batch_size
+
+    def __call__(self, model: nn.Module) -> dict:
+        z = extract_features(model, self.images, self.batch_size, device=_module_device(model))  # (N, D)
+        out = {f"recall@{k}": v for k, v in recall_at_k(z, self.labels, self.ks, metric=self.metric).items()}
+        out["map@r"] = map_at_r(z, self.labels, metric=self.metric)
+        return out
 
 
 # ------------------------------------------------------------------------------ linear probe

@@ -166,6 +166,24 @@ class EmbeddingNet(nn.Module):
         return F.normalize(z, dim=1) if self.normalize else z
 
 
+class EmbeddingClassifier(nn.Module):
+    """An embedding network trained through a classification head: z = f(x), logits = head(z, y).
+
+    For the losses that need class weights or centres (slide 002): softmax, CosFace, ArcFace
+    (``head`` an :class:`~course_lib.losses.AngularMarginHead`) and centre loss (``centers`` a
+    :class:`~course_lib.losses.CenterLoss`). ``forward(x)`` returns the embedding ``(B, D)``, so
+    retrieval and :func:`~course_lib.evaluate.extract_features` use it like any embedding net;
+    :func:`course_lib.train.head_step` trains it. Parts: ``embedder``, ``head``, ``centers``.
+    """
+
+    def __init__(self, embedder: nn.Module, head: nn.Module, centers: Optional[nn.Module] = None):
+        super().__init__()
+        self.embedder, self.head, self.centers = embedder, head, centers
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embedder(x)  # (B, D)
+
+
 # ------------------------------------------------------------------------------------- heads
 class ProjectionHead(nn.Module):
     """z = g(h) = W_L σ(BN(W_{L-1} … σ(BN(W_1 h)))): SimCLR's projection head (Chen et al., 2020).

@@ -274,3 +274,17 @@ def test_knn_monitor_uses_backbone_and_restores_mode():
     # other features: through the head
     head = KNNMonitor(images[:20], labels[:20], images[20:], labels[20:], k=5, feature_fn=lambda m, x: m.head(m.backbone(x)))
     assert 0.0 <= head(model)["knn_acc"] <= 1.0 and model.training
+
+
+def test_retrieval_monitor_reports_recall_and_map():
+    from course_lib.evaluate import RetrievalMonitor, map_at_r, recall_at_k
+
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (30, 8, 8, 3), dtype=torch.uint8)
+    labels = torch.arange(3).repeat(10)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 5))
+    out = RetrievalMonitor(images, labels, ks=(1, 2))(net)
+    z = extract_features(net, images)
+    assert out["recall@1"] == recall_at_k(z, labels, (1,))[1]
+    assert out["recall@2"] == recall_at_k(z, labels, (2,))[2]
+    assert out["map@r"] == map_at_r(z, labels)

@@ -183,3 +183,50 @@ def test_bad_arguments():
         fit(model, _loader(images, labels), 1, scheduler=torch.optim.lr_scheduler.StepLR(other, 1), progress=False)
     with pytest.raises(ValueError, match="no batch"):
         fit(model, DeviceLoader(images[:8], labels[:8], batch_size=16), 1, progress=False)
+
+
+def test_metric_steps_compute_their_losses():
+    from course_lib.losses import batch_hard_triplet_loss, contrastive_loss, triplet_loss_from_indices
+    from course_lib.mining import mine_triplets
+    from course_lib.train import embedding_step, mined_triplet_step, pair_step
+
+    torch.manual_seed(0)
+    net = torch.nn.Linear(6, 3)
+    x1, x2 = torch.randn(5, 6), torch.randn(5, 6)
+    same = torch.tensor([1, 0, 1, 0, 0])
+    expected = contrastive_loss(net(x1), net(x2), same, margin=0.7)
+    torch.testing.assert_close(pair_step(contrastive_loss, margin=0.7)(net, (x1, x2, same)), expected)
+
+    x, y = torch.randn(12, 6), torch.arange(4).repeat_interleave(3)
+    torch.testing.assert_close(embedding_step(batch_hard_triplet_loss, margin=0.3)(net, (x, y)),
+                               batch_hard_triplet_loss(net(x), y, margin=0.3))
+    out = mined_triplet_step("semihard", margin=0.5)(net, (x, y))
+    a, p, n = mine_triplets(net(x), y, strategy="semihard", margin=0.5)
+    assert out["triplets"] == len(a)
+    torch.testing.assert_close(out["loss"], triplet_loss_from_indices(net(x), a, p, n, margin=0.5))
+    random_out = mined_triplet_step("random")(net, (x, y))
+    assert random_out["triplets"] == 12 and random_out["loss"].requires_grad
+
+
+def test_head_and_prototypical_steps():
+    from course_lib.losses import AngularMarginHead, CenterLoss, center_loss, prototypical_loss
+    from course_lib.models import EmbeddingClassifier
+    from course_lib.train import head_step, prototypical_step
+
+    torch.manual_seed(0)
+    model = EmbeddingClassifier(torch.nn.Linear(6, 4), AngularMarginHead(4, 3, kind="cosface"), CenterLoss(3, 4))
+    x, y = torch.randn(9, 6), torch.tensor([0, 1, 2] * 3)
+    z = model(x)
+    ce = F.cross_entropy(model.head(z, y), y)
+    torch.testing.assert_close(head_step()(model, (x, y)), ce)
+    out = head_step(center_weight=0.5)(model, (x, y))
+    torch.testing.assert_close(out["loss"], ce + 0.5 * center_loss(z, y, model.centers.centers))
+
+    # an episode: 3 classes x 4 images grouped by class, 1 support + 3 queries each
+    y = torch.tensor([5, 5, 5, 5, 2, 2, 2, 2, 9, 9, 9, 9])
+    x = torch.randn(12, 6)
+    z = model(x)
+    s, q = torch.tensor([0, 4, 8]), torch.tensor([1, 2, 3, 5, 6, 7, 9, 10, 11])
+    torch.testing.assert_close(prototypical_step(1)(model, (x, y)), prototypical_loss(z[s], y[s], z[q], y[q]))
+    with pytest.raises(ValueError, match="K > n_support"):
+        prototypical_step(4)(model, (x, y))
