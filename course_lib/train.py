@@ -28,7 +28,8 @@ from .config import set_seed
 from .evaluate import KNNMonitor, knn_monitor
 
 __all__ = ["fit", "History", "supervised_step", "two_view_step", "pair_step", "embedding_step",
-           "mined_triplet_step", "head_step", "prototypical_step", "epoch_seed", "KNNMonitor", "knn_monitor"]
+           "mined_triplet_step", "head_step", "prototypical_step",
+           "triplet_ce_step", "npair_step", "epoch_seed", "KNNMonitor", "knn_monitor"]
 
 Loss = Union[torch.Tensor, dict]
 
@@ -117,6 +118,36 @@ def head_step(center_weight: float = 0.0) -> Callable:
             center = model.centers(z, y)
             return {"loss": ce + center_weight * center, "ce": ce, "center": center}
         return ce
+
+    return step
+
+
+def triplet_ce_step(margin: float = 0.2, weight: float = 1.0) -> Callable:
+    """Step for triplet + cross-entropy on an :class:`~course_lib.models.EmbeddingClassifier`:
+    ``L = L_batch-hard(f(x), y) + weight · CE(head(f(x)), y)``
+    (:func:`~course_lib.losses.triplet_ce_loss`). batch ``(x, y)`` from PK batches."""
+    from .losses import triplet_ce_loss
+
+    def step(model: nn.Module, batch) -> torch.Tensor:
+        x, y = batch
+        z = model(x)  # (B, D)
+        return triplet_ce_loss(z, model.head(z, y), y, margin=margin, weight=weight)
+
+    return step
+
+
+def npair_step() -> Callable:
+    """Step for the multi-class N-pair loss (Sohn, 2016) on PK batches with K = 2: of each class's
+    two images the first is the anchor, the second its positive, and the other classes' positives
+    are the negatives (:func:`~course_lib.losses.npair_loss`). batch ``(x, y)``, grouped by class."""
+    from .losses import npair_loss
+
+    def step(model: nn.Module, batch) -> torch.Tensor:
+        x, y = batch
+        if len(y) % 2 or not bool((y[0::2] == y[1::2]).all()):
+            raise ValueError("npair_step needs PK batches with k=2 (two images of each class, adjacent)")
+        z = model(x)  # (2P, D)
+        return npair_loss(z[0::2], z[1::2])
 
     return step
 

@@ -230,3 +230,19 @@ def test_head_and_prototypical_steps():
     torch.testing.assert_close(prototypical_step(1)(model, (x, y)), prototypical_loss(z[s], y[s], z[q], y[q]))
     with pytest.raises(ValueError, match="K > n_support"):
         prototypical_step(4)(model, (x, y))
+
+
+def test_triplet_ce_and_npair_steps():
+    from course_lib.losses import AngularMarginHead, npair_loss, triplet_ce_loss
+    from course_lib.models import EmbeddingClassifier
+    from course_lib.train import npair_step, triplet_ce_step
+
+    torch.manual_seed(0)
+    model = EmbeddingClassifier(torch.nn.Linear(6, 4), AngularMarginHead(4, 3, kind="softmax"))
+    x, y = torch.randn(6, 6), torch.tensor([0, 0, 1, 1, 2, 2])
+    z = model(x)
+    torch.testing.assert_close(triplet_ce_step(margin=0.3, weight=0.5)(model, (x, y)),
+                               triplet_ce_loss(z, model.head(z, y), y, margin=0.3, weight=0.5))
+    torch.testing.assert_close(npair_step()(model, (x, y)), npair_loss(z[[0, 2, 4]], z[[1, 3, 5]]))
+    with pytest.raises(ValueError, match="k=2"):
+        npair_step()(model, (x, torch.tensor([0, 1, 1, 0, 2, 2])))
