@@ -25,6 +25,7 @@ from . import config
 
 __all__ = [
     "SmallConvNet", "resnet18_cifar", "backbone_for_profile", "Classifier", "EmbeddingNet",
+    "EmbeddingClassifier",
     "ProjectionHead", "PredictionHead", "count_parameters",
 ]
 

@@ -12,6 +12,7 @@ Heavy optional libraries (UMAP) are imported only when a function needs them.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from typing import Mapping, Optional, Sequence
@@ -55,8 +56,20 @@ def use_course_style() -> None:
     matplotlib.rcParams.update(COURSE_STYLE)
 
 
+@contextlib.contextmanager
 def _style():
-    return matplotlib.rc_context(COURSE_STYLE)
+    """Draw with :data:`COURSE_STYLE`, then put back only those keys.
+
+    Not ``matplotlib.rc_context``: it restores *every* rcParam on exit, including ``interactive``,
+    which Jupyter's inline backend switches on while the first figure is drawn; restoring it would
+    silently stop every later figure of the notebook from being shown.
+    """
+    saved = {k: matplotlib.rcParams[k] for k in COURSE_STYLE}
+    matplotlib.rcParams.update(COURSE_STYLE)
+    try:
+        yield
+    finally:
+        matplotlib.rcParams.update(saved)
 
 
 # ------------------------------------------------------------------------------------ inputs
@@ -440,4 +453,340 @@ __all__ = [
     "COURSE_STYLE", "use_course_style", "to_display", "show_images", "show_class_grid",
     "show_retrievals", "nearest_neighbours", "embed_2d", "plot_embedding_2d", "plot_history",
     "plot_bars",
+]
+
+
+# ------------------------------------------------------------ chapter 04: angular decisions
+def plot_circle_regions(
+    theta, winner, weight_angles=None, classes=None, ax=None, title: Optional[str] = None,
+    gap_label: str = "no class wins",
+):
+    """Which class wins where on the unit circle of a 2-D normalised feature space.
+
+    ``theta`` ``(T,)`` increasing angles in radians of points ẑ = (cos θ, sin θ) on the circle,
+    ``winner`` ``(T,)`` the class each point is assigned to, or ``-1`` where none is (e.g. the
+    margin gap of CosFace/ArcFace, where no class wins with its margin). Each run of equal winners
+    is drawn as a pie wedge coloured by class (grey for ``-1``, hatched), the circle itself as a
+    thick coloured arc; ``weight_angles`` ``(C,)`` draws the class weight vectors w_c as arrows.
+    ``classes`` names the classes in the legend. Returns the figure.
+    """
+    from matplotlib.patches import Patch, Wedge
+
+    t = _numpy(theta).astype(float).reshape(-1)
+    w = _numpy(winner).astype(int).reshape(-1)
+    if len(t) != len(w) or len(t) < 2:
+        raise ValueError(f"theta and winner must have the same shape (T,) with T >= 2, got {t.shape} and {w.shape}")
+    if np.any(np.diff(t) <= 0):
+        raise ValueError("theta must be strictly increasing (radians)")
+    angles = None if weight_angles is None else _numpy(weight_angles).astype(float).reshape(-1)
+    n_classes = len(angles) if angles is not None else int(max(w.max(), -1)) + 1
+    cmap = matplotlib.colormaps["tab10"]
+    edges = np.concatenate([[t[0]], (t[1:] + t[:-1]) / 2, [t[-1]]])  # (T+1,) each point owns a small arc
+    starts = np.flatnonzero(np.concatenate([[True], w[1:] != w[:-1]]))  # first point of every run
+    stops = np.concatenate([starts[1:], [len(w)]])
+    with _style():
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(4.2, 4.2), layout="constrained")
+        fig = ax.figure
+        for a, b in zip(starts, stops):
+            c = int(w[a])
+            color = cmap(c % 10) if c >= 0 else "0.8"
+            lo, hi = np.degrees(edges[a]), np.degrees(edges[b])
+            ax.add_patch(Wedge((0, 0), 1.0, lo, hi, facecolor=color, alpha=0.35 if c >= 0 else 0.6,
+                               hatch=None if c >= 0 else "///", edgecolor="none"))
+            ax.add_patch(Wedge((0, 0), 1.06, lo, hi, width=0.12, facecolor=color, edgecolor="none"))
+        if angles is not None:
+            for c, angle in enumerate(angles):
+                ax.annotate("", xy=(0.9 * np.cos(angle), 0.9 * np.sin(angle)), xytext=(0, 0),
+                            arrowprops=dict(arrowstyle="-|>", color=cmap(c % 10), lw=2, shrinkA=0, shrinkB=0))
+                ax.text(1.24 * np.cos(angle), 1.24 * np.sin(angle), f"$w_{c}$", ha="center", va="center")
+        handles = [Patch(color=cmap(c % 10), alpha=0.6, label=_name(c, classes) if classes is not None else f"class {c}")
+                   for c in range(n_classes)]
+        if np.any(w < 0):
+            handles.append(Patch(facecolor="0.8", hatch="///", label=gap_label))
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=min(4, len(handles)))
+        ax.set_xlim(-1.35, 1.35)
+        ax.set_ylim(-1.35, 1.35)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+        ax.spines[:].set_visible(False)
+        if title:
+            ax.set_title(title)
+    return fig
+
+
+__all__ += ["plot_circle_regions"]
+
+
+# ---------------------------------------------------------- chapter 02: Siamese / contrastive
+#: Colours of :func:`plot_margin`: pairs that give gradient, and those that do not.
+PULL_COLOR = SAME_COLOR  # a positive pair, pulled together
+PUSH_COLOR = OTHER_COLOR  # a negative pair inside the margin, pushed apart
+IDLE_COLOR = "#b0b0b0"  # a pair whose gradient is zero
+
+
+def show_live(fig, handle=None):
+    """Show ``fig`` in the notebook, or replace the figure shown earlier under ``handle``.
+
+    For figures that change during training (one display updated epoch after epoch instead of one
+    new figure per epoch)::
+
+        handle = None
+        for epoch in ...:
+            handle = show_live(plot_embedding_2d(z, y, title=f"epoch {epoch}"), handle)
+
+    The figure is closed afterwards, so the inline backend does not show it a second time at the
+    end of the cell. Returns the IPython ``DisplayHandle`` to pass back in.
+    """
+    from IPython.display import display
+
+    if handle is None:
+        handle = display(fig, display_id=True)
+    else:
+        handle.update(fig)
+    plt.close(fig)
+    return handle
+
+
+def _snapshot_name(key) -> str:
+    return f"epoch {key}" if isinstance(key, (int, np.integer)) else str(key)
+
+
+def plot_embedding_snapshots(
+    snapshots: Mapping, labels, classes=None, ncols: int = 4, margin: Optional[float] = None,
+    title: Optional[str] = None, point_size: Optional[float] = None,
+):
+    """A 2-D embedding as it trains: one scatter plot per snapshot, coloured by class, one legend.
+
+    ``snapshots``: ``{epoch: (N, 2) embedding}`` of the same N points (keys that are ints are titled
+    "epoch k", others as they are), e.g. the test set's embedding after chosen epochs of a network
+    trained with ``dim=2``; ``labels`` (N,). Each panel keeps its own scale (the embedding grows or
+    shrinks while it trains) but an equal aspect, so distances read the same in x and y; with
+    ``margin`` each panel also gets a scale bar as long as the margin α of the loss, or α/2, α/4, …
+    (as labelled) where α is wider than 40 % of the panel. Returns the figure.
+    """
+    if not snapshots:
+        raise ValueError("snapshots must map at least one epoch to an (N, 2) embedding")
+    keys = list(snapshots)
+    coords = [_numpy(snapshots[k]).astype(np.float32) for k in keys]
+    n = len(coords[0])
+    if any(c.ndim != 2 or c.shape != (n, 2) for c in coords):
+        raise ValueError(f"every snapshot must have shape (N, 2) with the same N, got {[c.shape for c in coords]}")
+    y = _labels(labels, n)
+    ncols = max(1, min(ncols, len(keys)))
+    nrows = math.ceil(len(keys) / ncols)
+    with _style():
+        fig, axes = plt.subplots(nrows, ncols, figsize=(3.3 * ncols + 1.4, 3.3 * nrows + (0.4 if title else 0)),
+                                 squeeze=False, layout="constrained")
+        for ax in axes.ravel()[len(keys):]:
+            fig.delaxes(ax)
+        for ax, key, c in zip(axes.ravel(), keys, coords):
+            plot_embedding_2d(c, y, classes=classes, ax=ax, title=_snapshot_name(key), point_size=point_size)
+            if ax.get_legend() is not None:
+                ax.get_legend().remove()
+            ax.set_aspect("equal", adjustable="datalim")
+            if margin is not None and margin > 0:
+                length, halvings = float(margin), 0  # α, halved until it fits the panel
+                while length > 0.4 * max(float(np.ptp(c, axis=0).max()), 1e-12) and halvings < 30:
+                    length, halvings = length / 2, halvings + 1
+                x0, y0 = c.min(0) - np.array([0.0, 0.06]) * np.ptp(c, axis=0)  # just below the points
+                ax.plot([x0, x0 + length], [y0, y0], color="black", linewidth=2.5, solid_capstyle="butt", gid="margin-bar")
+                name = "α" if halvings == 0 else f"α/{2 ** halvings}"
+                ax.text(x0 + length / 2, y0, name, ha="center", va="bottom", fontsize=8, gid="margin-label")
+        handles, names = axes.ravel()[0].get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, names, loc="outside right center", markerscale=2.0)
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def _roc_curves(rocs) -> dict:
+    if isinstance(rocs, Mapping) and "fpr" in rocs and "tpr" in rocs:
+        return {None: rocs}
+    if not isinstance(rocs, Mapping) or not rocs:
+        raise ValueError("rocs must be a dict {'fpr', 'tpr', 'auc'} from verification_roc, or {name: such dict}")
+    return dict(rocs)
+
+
+def plot_roc(rocs, ax=None, title: Optional[str] = "verification ROC", chance: bool = True):
+    """ROC curves of a verification task: true- against false-positive rate, the AUC in the legend.
+
+    ``rocs``: the dict :func:`course_lib.evaluate.verification_roc` returns (``fpr``, ``tpr``,
+    ``auc``), or ``{name: such dict}`` for several models on one plot. The dashed diagonal is
+    chance (a random distance). Returns the figure.
+    """
+    curves = _roc_curves(rocs)
+    with _style():
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(4.8, 4.4), layout="constrained")
+        fig = ax.figure
+        if chance:
+            ax.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=1, label="chance (AUC 0.5)", gid="chance")
+        for name, roc in curves.items():
+            fpr, tpr = _numpy(roc["fpr"]).astype(float), _numpy(roc["tpr"]).astype(float)
+            auc = roc.get("auc")
+            if auc is None:
+                auc = float(np.trapezoid(tpr, fpr)) if hasattr(np, "trapezoid") else float(np.trapz(tpr, fpr))
+            label = f"AUC {float(auc):.3f}" if name is None else f"{name} (AUC {float(auc):.3f})"
+            ax.plot(fpr, tpr, label=label, gid=f"roc-{name}" if name is not None else "roc")
+        ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate (different pairs called same)",
+               ylabel="true positive rate (same pairs called same)")
+        ax.set_aspect("equal")
+        ax.legend(loc="lower right")
+        if title:
+            ax.set_title(title)
+    return fig
+
+
+def _margin_terms(distances, same, margin: float, squared_hinge: bool):
+    """(D, y, N·∂J/∂D, active) as NumPy arrays, the gradient from the library's closed form."""
+    from .losses import contrastive_loss_grad
+
+    d = torch.as_tensor(_numpy(distances), dtype=torch.float64).reshape(-1)  # (N,)
+    y = torch.as_tensor(_numpy(same)).reshape(-1)
+    if len(y) != len(d):
+        raise ValueError(f"same must have shape ({len(d)},) like distances, got {tuple(y.shape)}")
+    if len(d) and bool((d < 0).any()):
+        raise ValueError("distances must be >= 0")
+    y = y.bool() if y.dtype == torch.bool else y != 0
+    # D_i is the distance between z1_i = (D_i) and z2_i = (0): the library's gradient of J wrt D_i
+    grad = contrastive_loss_grad(d[:, None], torch.zeros_like(d)[:, None], y, margin, squared_hinge)  # (N,)
+    return d.numpy(), y.numpy(), (grad * len(d)).numpy(), (grad != 0).numpy()
+
+
+def margin_summary(distances, same, margin: float = 1.0, squared_hinge: bool = False) -> dict:
+    """How many pairs give gradient at margin α: ``{"pairs", "active", "positives",
+    "active_positives", "negatives", "active_negatives"}`` (counts), where *active* means
+    ∂J/∂D ≠ 0 by :func:`course_lib.losses.contrastive_loss_grad`."""
+    _, y, _, active = _margin_terms(distances, same, margin, squared_hinge)
+    return {"pairs": int(len(y)), "active": int(active.sum()),
+            "positives": int(y.sum()), "active_positives": int((active & y).sum()),
+            "negatives": int((~y).sum()), "active_negatives": int((active & ~y).sum())}
+
+
+def _margin_title(s: dict, margin: float, squared_hinge: bool) -> str:
+    variant = "squared hinge [α − D]₊²" if squared_hinge else "hinge [α − D]₊"
+    frac = s["active"] / max(s["pairs"], 1)
+    return (f"{variant}, α = {margin:.2f}: {s['active']} of {s['pairs']} pairs give gradient ({frac:.0%})\n"
+            f"positives {s['active_positives']}/{s['positives']} pulled, "
+            f"negatives {s['active_negatives']}/{s['negatives']} pushed")
+
+
+def plot_margin(distances, same, margin: float = 1.0, squared_hinge: bool = False, ax=None,
+                seed: int = 0, point_size: Optional[float] = None):
+    r"""Which pairs give gradient under the contrastive loss with margin α (slide 000)?
+
+    ``distances`` :math:`D_{ij}` (N,) of N pairs, ``same`` :math:`y_{ij}` (N,) bool or 0/1. A pair is
+    *active* when :math:`\partial J/\partial D_{ij} \neq 0`
+    (:func:`course_lib.losses.contrastive_loss_grad`): every positive pair with D > 0 (pulled), and
+    the negative pairs inside the margin, D < α (pushed); negatives beyond the margin are grey.
+
+    Top: each pair as a dot at its distance, positives and negatives on two jittered rows, the
+    margin as a dashed line. Bottom: each pair's :math:`N\,\partial J/\partial D` (> 0 pulls,
+    < 0 pushes) on the curves of the loss variant: the plain hinge pushes every negative inside the
+    margin equally hard, the squared hinge :math:`[\alpha - D]_+^2` less and less as D nears α.
+    The title counts the active pairs. ``ax``: one Axes (the top plot only) or two (both).
+    Returns the figure.
+    """
+    d, y, force, active = _margin_terms(distances, same, margin, squared_hinge)
+    summary = margin_summary(distances, same, margin, squared_hinge)
+    rng = np.random.default_rng(seed)
+    jitter = rng.uniform(-0.32, 0.32, len(d))
+    size = point_size if point_size is not None else float(np.clip(3000 / max(len(d), 1), 3, 30))
+    groups = [  # (gid, mask, colour, label)
+        ("active-positive", active & y, PULL_COLOR, "positive pair: pulled together"),
+        ("idle-positive", ~active & y, IDLE_COLOR, "positive pair at D = 0: no gradient"),
+        ("active-negative", active & ~y, PUSH_COLOR, "negative pair, D < α: pushed apart"),
+        ("idle-negative", ~active & ~y, IDLE_COLOR, "negative pair, D ≥ α: no gradient"),
+    ]
+    x_max = 1.05 * max(float(d.max()) if len(d) else 0.0, margin, 1e-6)
+    with _style():
+        if ax is None:
+            fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.2), sharex=True, layout="constrained",
+                                              gridspec_kw={"height_ratios": [1, 1.1]})
+        elif isinstance(ax, (list, tuple, np.ndarray)):
+            top, bottom = ax
+            fig = top.figure
+        else:
+            top, bottom, fig = ax, None, ax.figure
+        top.axvspan(0, margin, color=PUSH_COLOR, alpha=0.06, linewidth=0)
+        for gid, mask, color, label in groups:
+            if mask.any() or gid != "idle-positive":
+                top.scatter(d[mask], y[mask].astype(float) + jitter[mask], s=size, color=color, alpha=0.7,
+                            linewidths=0, label=f"{label} ({int(mask.sum())})", gid=gid)
+        top.axvline(margin, color="black", linestyle="--", linewidth=1.2, label=f"margin α = {margin:.2f}", gid="margin")
+        top.set_yticks([0, 1], ["negative\npairs", "positive\npairs"])
+        top.set(xlim=(0, x_max), ylim=(-0.5, 1.5), xlabel="distance D between the two embeddings")
+        top.grid(axis="y", visible=False)
+        top.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, markerscale=max(1.0, 25 / size) ** 0.5)
+        top.set_title(_margin_title(summary, margin, squared_hinge), fontsize=10)
+        if bottom is not None:
+            grid = np.linspace(0, x_max, 400)
+            push = -np.clip(margin - grid, 0, None) if squared_hinge else -0.5 * (grid < margin)
+            bottom.axhline(0, color="0.5", linewidth=0.8)
+            bottom.plot(grid, grid, color=PULL_COLOR, linewidth=1, alpha=0.6, label="positive (y = 1): D")
+            bottom.plot(grid, push, color=PUSH_COLOR, linewidth=1, alpha=0.6,
+                        label="negative (y = 0): −[α − D]₊" if squared_hinge else "negative (y = 0): −½·1[D < α]")
+            for gid, mask, color, _ in groups:
+                if mask.any():
+                    bottom.scatter(d[mask], force[mask], s=size, color=color, alpha=0.7, linewidths=0, gid=gid)
+            bottom.axvline(margin, color="black", linestyle="--", linewidth=1.2)
+            bottom.set(xlim=(0, x_max), xlabel="distance D between the two embeddings",
+                       ylabel="N · ∂J/∂D\n(> 0 pulls, < 0 pushes)")
+            bottom.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+            top.set_xlabel("")
+    return fig
+
+
+def margin_explorer(distances, same, margin: float = 1.0, squared_hinge: bool = False,
+                    max_margin: Optional[float] = None, step: Optional[float] = None):
+    """An ipywidgets slider for the margin α over :func:`plot_margin`: move it and watch which pairs
+    still give gradient (and how many, in the text above the plot).
+
+    ``distances`` (N,) and ``same`` (N,) as for :func:`plot_margin`; the slider runs from 0 to
+    ``max_margin`` (default: the larger of 2α and the 99th percentile of the distances), a check box
+    switches to the squared hinge. The plot is redrawn as a PNG when the slider is released.
+    Returns the widget (display it, or make it a cell's last expression); its ``slider``,
+    ``squared``, ``summary`` and ``image`` attributes are the parts.
+    """
+    import io
+
+    import ipywidgets as widgets
+
+    d = _numpy(distances).astype(np.float64).reshape(-1)
+    if max_margin is None:
+        top = float(np.quantile(d, 0.99)) if len(d) else 1.0
+        max_margin = max(2.0 * margin, top, 1e-3)
+    step = step if step is not None else float(max_margin) / 200
+    slider = widgets.FloatSlider(value=margin, min=0.0, max=float(max_margin), step=step, description="margin α",
+                                 continuous_update=False, readout_format=".2f",
+                                 layout=widgets.Layout(width="420px"))
+    squared = widgets.Checkbox(value=squared_hinge, description="squared hinge [α − D]₊²", indent=False)
+    summary = widgets.HTML()
+    image = widgets.Image(format="png")
+
+    def redraw(change=None):
+        s = margin_summary(d, same, slider.value, squared.value)
+        summary.value = (f"<b>{s['active']} of {s['pairs']} pairs give gradient</b> at α = {slider.value:.2f}: "
+                         f"{s['active_positives']}/{s['positives']} positives, "
+                         f"{s['active_negatives']}/{s['negatives']} negatives")
+        fig = plot_margin(d, same, slider.value, squared.value)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=90)
+        plt.close(fig)
+        image.value = buffer.getvalue()
+
+    slider.observe(redraw, names="value")
+    squared.observe(redraw, names="value")
+    redraw()
+    box = widgets.VBox([widgets.HBox([slider, squared]), summary, image])
+    box.slider, box.squared, box.summary, box.image = slider, squared, summary, image
+    return box
+
+
+__all__ += [
+    "show_live", "plot_embedding_snapshots", "plot_roc", "margin_summary", "plot_margin", "margin_explorer",
 ]

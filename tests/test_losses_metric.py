@@ -161,6 +161,18 @@ def test_triplet_loss_loop_and_pml(seed, squared):
     assert got.item() == pytest.approx(ref(emb, indices_tuple=(i, i + 9, i + 18)).item(), rel=1e-9)
 
 
+def test_triplet_loss_is_the_mean_and_twice_slide_000_J():
+    """The docstring's claim: the mean over the N triplets (FaceNet's sum / N), which is twice
+    slide 000's J = 3/(2m) Σ [D²_ap − D²_an + α]₊ with m = 3N images (not equal to it)."""
+    a, p, n = randn(6, 3, seed=3), randn(6, 3, seed=4), randn(6, 3, seed=5)
+    hinge = F.relu((a - p).pow(2).sum(1) - (a - n).pow(2).sum(1) + 0.5)  # (N,)
+    m = 3 * len(a)
+    slide_J = 3 / (2 * m) * hinge.sum()
+    got = losses.triplet_loss(a, p, n, margin=0.5, squared=True)
+    assert got.item() == pytest.approx(hinge.mean().item(), rel=1e-12)
+    assert got.item() == pytest.approx(2 * slide_J.item(), rel=1e-12)
+
+
 def loop_batch_all(x, labels, margin, squared=False):
     terms = []
     N = len(x)

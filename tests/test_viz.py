@@ -207,3 +207,20 @@ def test_use_course_style_sets_rcparams():
 def test_import_is_light():
     code = "import sys, course_lib.viz; assert 'umap' not in sys.modules, 'umap imported eagerly'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_style_context_leaves_other_rcparams_alone():
+    """The inline backend turns `interactive` on while a first figure is drawn; the course style
+    must not undo that (it would hide every later figure in a notebook)."""
+    import matplotlib
+
+    from course_lib import viz
+
+    before = matplotlib.rcParams["lines.linewidth"]
+    with viz._style():
+        matplotlib.rcParams["interactive"] = not matplotlib.rcParams["interactive"]
+        flipped = matplotlib.rcParams["interactive"]
+        assert matplotlib.rcParams["lines.linewidth"] == viz.COURSE_STYLE["lines.linewidth"]
+    assert matplotlib.rcParams["interactive"] == flipped
+    assert matplotlib.rcParams["lines.linewidth"] == before
+    matplotlib.rcParams["interactive"] = not flipped

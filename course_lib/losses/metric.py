@@ -171,9 +171,11 @@ def triplet_loss(anchor, positive, negative, margin: float = 0.2, squared: bool 
     r""":math:`J = \frac{3}{2m}\sum_i^{m/3} [D_{ia,ip}^2 - D_{ia,in}^2 + \alpha]_+`.
 
     FaceNet triplet loss, Schroff, Kalenichenko & Philbin 2015 (slides 000, 001, 002).
-    ``anchor``, ``positive``, ``negative`` (N, D): row i is one triplet. :math:`m = 3N` images,
-    so :math:`J` is the mean over the N triplets of :math:`[d(a,p) - d(a,n) + \alpha]_+`, with
+    ``anchor``, ``positive``, ``negative`` (N, D): row i is one triplet. Returns the mean over
+    the N triplets of :math:`[d(a,p) - d(a,n) + \alpha]_+` (FaceNet's sum divided by N), with
     :math:`d` the squared Euclidean distance (``squared=True``, FaceNet) or the Euclidean one.
+    Slide 000's :math:`J` above, with :math:`m = 3N` images, is :math:`\frac{1}{2N}` times the
+    sum, i.e. half of this mean: a constant factor, which only rescales the learning rate.
     Not normalised (FaceNet normalises in the network, before the loss).
     """
     a, p, n = _floats("anchor, positive and negative", anchor, positive, negative)  # (N, D) each
