@@ -52,6 +52,7 @@ notebooks: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/augment.py
+	$(BIN)/python benchmarks/losses.py
 
 clean:
 	rm -rf $(VENV) executed .pytest_cache *.egg-info
