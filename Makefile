@@ -18,6 +18,8 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PROFILE    ?= cpu
 NB         ?=
 PYTEST_ARGS ?=
+# root (containers, cloud VMs) must say so to Jupyter; nobody else needs it
+LAB_ARGS   ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.course-installed
@@ -42,7 +44,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS)
