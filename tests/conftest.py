@@ -38,3 +38,16 @@ def cifar10_test_split():
     from course_lib.data import load_cifar10
 
     return load_cifar10(train=False, download=False)
+
+
+@pytest.fixture
+def headless_plots(monkeypatch):
+    """Figures are returned, never shown: plt.show() fails the test; every figure is closed after."""
+    import matplotlib.pyplot as plt
+
+    def no_show(*args, **kwargs):
+        raise AssertionError("course_lib.viz must not call plt.show()")
+
+    monkeypatch.setattr(plt, "show", no_show)
+    yield
+    plt.close("all")

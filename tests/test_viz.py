@@ -20,14 +20,7 @@ from course_lib.distances import nearest_neighbours  # noqa: E402
 CLASSES = ("airplane", "automobile", "bird")
 
 
-@pytest.fixture(autouse=True)
-def _headless(monkeypatch):
-    def no_show(*args, **kwargs):
-        raise AssertionError("course_lib.viz must not call plt.show()")
-
-    monkeypatch.setattr(plt, "show", no_show)
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("headless_plots")
 
 
 def _images(n, seed=0):

@@ -20,14 +20,7 @@ from course_lib.evaluate import verification_roc  # noqa: E402
 from course_lib.losses import contrastive_loss_grad  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _headless(monkeypatch):
-    def no_show(*args, **kwargs):
-        raise AssertionError("course_lib.viz must not call plt.show()")
-
-    monkeypatch.setattr(plt, "show", no_show)
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("headless_plots")
 
 
 def _pairs(n=400, seed=0):
