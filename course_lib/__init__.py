@@ -14,12 +14,13 @@ Notebooks import from here and never redefine what lives here. One module per to
 ``train``      ``fit``: one resumable training loop
 ``evaluate``   features, kNN, linear probe, retrieval metrics
 ``viz``        image grids, 2-D maps, retrievals, training curves
+``report``     the slides' claims judged on this run; tables beside the reference run
 =============  ==================================================================
 """
 from .config import (
     PROFILE, PROFILES, check_environment, checkpoint_dir, checkpoint_path, data_dir, describe,
     get_device, pick, set_seed,
 )
-from . import config, data, augment, color, distances, losses, mining, models, train, evaluate, viz
+from . import config, data, augment, color, distances, losses, mining, models, train, evaluate, viz, report
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the Colab cells install the tag v<this>; a test keeps them in step
