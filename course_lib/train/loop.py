@@ -6,9 +6,13 @@ accuracy of :class:`~course_lib.evaluate.KNNMonitor`). Run the same cell again a
 and it continues from the last finished epoch, and reaches exactly the weights an uninterrupted
 run would have (on the CPU; on a GPU up to its non-deterministic kernels)::
 
-    history = fit(model, loader, epochs=EPOCHS, checkpoint=checkpoint_dir() / "simclr.pt",
-                  step=two_view_step, monitor=KNNMonitor(x_train, y_train, x_test, y_test))
+    history = fit(model, loader, epochs=EPOCHS, checkpoint=checkpoint_path("06_simclr", per_run=True),
+                  step=two_view_step, monitor=knn_monitor(x_train, y_train, x_test, y_test))
     plot_history(history)
+
+The checkpoint knows which run it holds (:mod:`course_lib.train.runs`): change a hyperparameter and
+re-run the cell, and ``fit`` either trains the new run in its own file (``{run}`` in the path) or
+says what differs; it never hands back the old run silently.
 """
 from __future__ import annotations
 
@@ -21,158 +25,13 @@ from typing import Callable, Iterable, Optional, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .config import set_seed
-from .evaluate import KNNMonitor, knn_monitor
+from ..config import PROFILE, set_seed
+from .runs import RandomState, RunMismatchError, describe_run, run_differences, run_id
+from .steps import Loss, supervised_step
 
-__all__ = ["fit", "History", "supervised_step", "two_view_step", "pair_step", "embedding_step",
-           "mined_triplet_step", "head_step", "prototypical_step",
-           "triplet_ce_step", "npair_step", "epoch_seed", "KNNMonitor", "knn_monitor"]
-
-Loss = Union[torch.Tensor, dict]
-
-
-# ------------------------------------------------------------------------------------- steps
-def supervised_step(model: nn.Module, batch) -> torch.Tensor:
-    """L = CE(model(x), y): supervised classification; batch ``(x (B, 3, H, W), y (B,))``."""
-    x, y = batch
-    return F.cross_entropy(model(x), y)
-
-
-def two_view_step(model: nn.Module, batch) -> Loss:
-    """L = model(x1, x2): self-supervised methods whose forward takes two views and returns the loss.
-
-    batch ``((x1, x2), y)`` as :class:`~course_lib.data.DeviceLoader` gives with ``n_views=2``;
-    the labels are not used.
-    """
-    (x1, x2), _ = batch
-    return model(x1, x2)
-
-
-def pair_step(loss_fn: Callable, **kwargs) -> Callable:
-    """Step for a Siamese network on pairs: ``L = loss_fn(f(x1), f(x2), same, **kwargs)``.
-
-    batch ``(x1 (B, 3, H, W), x2 (B, 3, H, W), same (B,))`` as a DataLoader over
-    :class:`~course_lib.data.PairDataset` gives; both branches share the weights of ``model``.
-    E.g. ``pair_step(contrastive_loss, margin=1.0)``.
-    """
-
-    def step(model: nn.Module, batch) -> torch.Tensor:
-        x1, x2, same = batch
-        z = model(torch.cat([x1, x2]))  # one pass through the shared branch: (2B, D)
-        return loss_fn(z[: len(x1)], z[len(x1):], same, **kwargs)
-
-    return step
-
-
-def embedding_step(loss_fn: Callable, **kwargs) -> Callable:
-    """Step for a loss on a labelled batch of embeddings: ``L = loss_fn(f(x), y, **kwargs)``.
-
-    batch ``(x (B, 3, H, W), y (B,))``, e.g. from a DeviceLoader with a
-    :class:`~course_lib.data.PKSampler`. E.g. ``embedding_step(batch_hard_triplet_loss, margin=0.2)``.
-    """
-
-    def step(model: nn.Module, batch) -> torch.Tensor:
-        x, y = batch
-        return loss_fn(model(x), y, **kwargs)
-
-    return step
-
-
-def mined_triplet_step(strategy: str, margin: float = 0.2, squared: bool = False) -> Callable:
-    """Step for distance → miner → loss → reduction (FaceNet-style training with a chosen miner):
-    mine ``(a, p, n)`` with :func:`course_lib.mining.mine_triplets` on the detached embeddings,
-    then the mean triplet loss over those triplets. ``strategy="random"`` draws as many random valid
-    triplets as the batch has anchors (the baseline). Logs the number of mined triplets too.
-    """
-    from .losses import triplet_loss_from_indices
-    from .mining import mine_triplets, random_triplets
-
-    def step(model: nn.Module, batch) -> dict:
-        x, y = batch
-        z = model(x)  # (B, D)
-        if strategy == "random":
-            a, p, n = random_triplets(y, len(y))
-        else:
-            a, p, n = mine_triplets(z.detach(), y, strategy=strategy, margin=margin, squared=squared)
-        loss = triplet_loss_from_indices(z, a, p, n, margin=margin, squared=squared)
-        return {"loss": loss, "triplets": float(len(a))}
-
-    return step
-
-
-def head_step(center_weight: float = 0.0) -> Callable:
-    """Step for an :class:`~course_lib.models.EmbeddingClassifier`:
-    ``L = CE(head(f(x), y), y) + λ_c · L_center`` (Wen et al., 2016, for the second term).
-
-    The head adds its margin to the target logit (CosFace/ArcFace) or none (softmax); the centre
-    term is used when ``center_weight > 0`` and the model has ``centers``. batch ``(x, y)``.
-    """
-    def step(model: nn.Module, batch) -> dict:
-        x, y = batch
-        z = model(x)  # (B, D)
-        ce = F.cross_entropy(model.head(z, y), y)
-        if center_weight > 0 and getattr(model, "centers", None) is not None:
-            center = model.centers(z, y)
-            return {"loss": ce + center_weight * center, "ce": ce, "center": center}
-        return ce
-
-    return step
-
-
-def triplet_ce_step(margin: float = 0.2, weight: float = 1.0) -> Callable:
-    """Step for triplet + cross-entropy on an :class:`~course_lib.models.EmbeddingClassifier`:
-    ``L = L_batch-hard(f(x), y) + weight · CE(head(f(x)), y)``
-    (:func:`~course_lib.losses.triplet_ce_loss`). batch ``(x, y)`` from PK batches."""
-    from .losses import triplet_ce_loss
-
-    def step(model: nn.Module, batch) -> torch.Tensor:
-        x, y = batch
-        z = model(x)  # (B, D)
-        return triplet_ce_loss(z, model.head(z, y), y, margin=margin, weight=weight)
-
-    return step
-
-
-def npair_step() -> Callable:
-    """Step for the multi-class N-pair loss (Sohn, 2016) on PK batches with K = 2: of each class's
-    two images the first is the anchor, the second its positive, and the other classes' positives
-    are the negatives (:func:`~course_lib.losses.npair_loss`). batch ``(x, y)``, grouped by class."""
-    from .losses import npair_loss
-
-    def step(model: nn.Module, batch) -> torch.Tensor:
-        x, y = batch
-        if len(y) % 2 or not bool((y[0::2] == y[1::2]).all()):
-            raise ValueError("npair_step needs PK batches with k=2 (two images of each class, adjacent)")
-        z = model(x)  # (2P, D)
-        return npair_loss(z[0::2], z[1::2])
-
-    return step
-
-
-def prototypical_step(n_support: int) -> Callable:
-    """Step for prototypical networks (Snell et al., 2017) on episodes from a
-    :class:`~course_lib.data.PKSampler`: each batch is P classes × K images, grouped by class; the
-    first ``n_support`` images of each class are the support set, the other K − n_support the
-    queries, and the loss is :func:`~course_lib.losses.prototypical_loss` (P-way, n_support-shot).
-    """
-    from .losses import prototypical_loss
-
-    def step(model: nn.Module, batch) -> torch.Tensor:
-        x, y = batch
-        z = model(x)  # (P·K, D), class by class
-        labels = torch.unique_consecutive(y)  # (P,)
-        z = z.view(len(labels), -1, z.shape[-1])  # (P, K, D)
-        y = y.view(len(labels), -1)  # (P, K)
-        if z.shape[1] <= n_support:
-            raise ValueError(f"episodes need K > n_support={n_support} images a class, got K={z.shape[1]}")
-        support, query = z[:, :n_support], z[:, n_support:]  # (P, S, D), (P, Q, D)
-        return prototypical_loss(support.reshape(-1, z.shape[-1]), y[:, :n_support].reshape(-1),
-                                 query.reshape(-1, z.shape[-1]), y[:, n_support:].reshape(-1))
-
-    return step
+__all__ = ["fit", "History", "epoch_seed"]
 
 
 # ----------------------------------------------------------------------------------- history
@@ -181,9 +40,15 @@ class History(dict):
 
     Keys: ``"epoch"`` (1, 2, …), ``"loss"`` (mean over the epoch's batches), every other scalar
     the step logged (mean over batches), ``"lr"`` (at the end of the epoch), ``"time"`` (seconds of
-    training in the epoch) and the monitor's metrics (NaN in epochs where it did not run, which
-    plots as a gap). A plain dict of lists of floats: JSON-serialisable, ``viz.plot_history`` draws it.
+    training in the epoch), the monitor's metrics and what ``on_epoch`` returned (NaN in epochs where
+    they did not run, which plots as a gap). A plain dict of lists of floats: JSON-serialisable,
+    ``viz.plot_history`` draws it. ``history.run`` says how it was trained: optimizer, AMP dtype,
+    seed, device, run id and checkpoint.
     """
+
+    def __init__(self, *args, run: Optional[dict] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.run = dict(run or {})
 
     def append(self, record: dict) -> None:
         """Add one epoch's ``{name: value}``; names missing on either side are padded with NaN."""
@@ -191,6 +56,12 @@ class History(dict):
         for key in list(self) + [k for k in record if k not in self]:
             value = record.get(key, math.nan)
             self.setdefault(key, [math.nan] * n).append(value if type(value) is int else float(value))
+
+    def update_last(self, values: dict) -> None:
+        """Set ``{name: value}`` in the latest epoch's record (new names padded with NaN before)."""
+        n = len(self.get("epoch", []))
+        for key, value in values.items():
+            self.setdefault(key, [math.nan] * n)[-1] = float(value)
 
     def last(self) -> dict:
         """The latest epoch's record ``{name: value}``."""
@@ -249,6 +120,51 @@ def _load(path: Path, device: torch.device) -> dict:
 
 
 # ----------------------------------------------------------------------------------------- fit
+def _build(model, optimizer, scheduler):
+    if optimizer is None:
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    elif not isinstance(optimizer, torch.optim.Optimizer):
+        optimizer = optimizer([p for p in model.parameters() if p.requires_grad])
+    from .runs import _optimizer  # described before a scheduler changes its learning rate
+
+    described = _optimizer(optimizer)
+    if scheduler is not None and not hasattr(scheduler, "state_dict"):
+        scheduler = scheduler(optimizer)
+    if scheduler is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:
+        raise ValueError("scheduler must be built on the optimizer fit uses: pass a factory `lambda opt: ...`")
+    return optimizer, described, scheduler
+
+
+def _optimizer_text(described: dict) -> str:
+    g = described["groups"][0]
+    keys = [k for k in ("lr", "momentum", "weight_decay", "betas") if k in g]
+    return f"{described['class']}({', '.join(f'{k}={g[k]}' for k in keys)})"
+
+
+def _resume(path: Path, run: dict, device, model, optimizer, scheduler, scaler) -> tuple[History, int, int]:
+    """Load the checkpoint at ``path`` if it holds this run; raise :class:`RunMismatchError` if not."""
+    state = _load(path, device)
+    saved = state.get("run")
+    if saved is not None and run_id(saved) != run_id(run):
+        lines = "\n  ".join(run_differences(saved, run))
+        raise RunMismatchError(
+            f"{path} holds another run than this one:\n  {lines}\n"
+            "Give this run its own file (another checkpoint name, or checkpoint_path(name, per_run=True)"
+            " / a '{run}' in the path), or pass resume=False to train from scratch and overwrite it.")
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:  # a checkpoint from before runs were recorded
+        raise RunMismatchError(f"{path} holds another model ({str(e).splitlines()[0]}); use another "
+                               "checkpoint name or resume=False") from None
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state.get("scheduler") is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    history = History(state["history"], run=state.get("info"))
+    return history, int(state["epoch"]), int(state.get("step", 0))
+
+
 def fit(
     model: nn.Module,
     loader: Iterable,
@@ -265,6 +181,9 @@ def fit(
     seed: int = 0,
     progress: bool = True,
     desc: str = "train",
+    on_step: Optional[Callable[[nn.Module, int], None]] = None,
+    on_epoch: Optional[Callable[[nn.Module, int, "History"], Optional[dict]]] = None,
+    config: Optional[dict] = None,
 ) -> History:
     """Minimise the mean of ``step(model, batch)`` over ``loader`` for ``epochs`` epochs.
 
@@ -274,19 +193,28 @@ def fit(
       scalars to log. Default :func:`supervised_step` (cross-entropy); :func:`two_view_step` for
       methods whose ``forward(x1, x2)`` returns the loss.
     * ``optimizer``: an optimizer, a factory ``params -> optimizer``, or None for Adam(lr=1e-3) over
-      the parameters that require grad. ``scheduler``: an LR scheduler on that optimizer, or a factory
-      ``optimizer -> scheduler``; it is stepped **once per batch** (size its schedule in steps,
-      ``epochs * len(loader)``).
+      the parameters that require grad (printed, and kept in ``history.run``). ``scheduler``: an LR
+      scheduler on that optimizer, or a factory ``optimizer -> scheduler``; it is stepped **once per
+      batch** (size its schedule in steps, ``epochs * len(loader)``).
     * ``device``: default the loader's device, else the model's; the model is moved there.
       ``amp``: autocast on CUDA (bf16 where native, else fp16 with a GradScaler); None = on for CUDA,
       never on CPU/MPS.
+    * ``on_step(model, step)``: called after every optimizer step, ``step`` = optimizer steps done
+      so far in the run (1, 2, …, counting across resumes): e.g. the momentum update of a target
+      network. ``on_epoch(model, epoch, history)``: called at the end of every epoch (1-based), after
+      the monitor, in eval mode without gradients; a dict of floats it returns goes into that
+      epoch's record (e.g. a collapse metric), anything else it keeps is its own (e.g. snapshots).
     * ``checkpoint``: a path. After every epoch, model/optimizer/scheduler/scaler state, the epoch
-      count and the history are saved there atomically. If ``resume`` and the file exists, training
-      continues after its last epoch; if it already holds ``epochs`` epochs, the weights are loaded
-      and its history is returned at once ("train or load checkpoint").
+      count, the history and the description of the run (:func:`~course_lib.train.runs.describe_run`:
+      model, optimizer, scheduler, step and its arguments, loader and augmentation, seed, profile,
+      and ``config``, a dict of anything else that defines the run) are saved there atomically.
+      ``{run}`` in the path is replaced by the run's id, so each configuration gets its own file.
+      If ``resume`` and the file exists: the same run continues after its last epoch (or, when it
+      already holds ``epochs`` epochs, its weights and history are returned at once: "train or load
+      checkpoint"); another run raises :class:`RunMismatchError` naming what differs.
     * Every epoch ``e`` starts with :func:`course_lib.config.set_seed` ``(epoch_seed(seed, e))``, so the
       loader's shuffling and augmentation of epoch ``e`` are the same in a straight run and after a
-      resume.
+      resume. The caller's global random state is put back when ``fit`` returns.
     * ``monitor(model) -> {name: float}``: run in eval mode without gradients after every
       ``monitor_every``-th epoch and after the last; its values go into the history (NaN elsewhere).
 
@@ -297,32 +225,24 @@ def fit(
     step = step or supervised_step
     device = torch.device(device) if device is not None else _default_device(model, loader)
     model.to(device)
-    if optimizer is None:
-        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    elif not isinstance(optimizer, torch.optim.Optimizer):
-        optimizer = optimizer([p for p in model.parameters() if p.requires_grad])
-    if scheduler is not None and not hasattr(scheduler, "state_dict"):
-        scheduler = scheduler(optimizer)
-    if scheduler is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:
-        raise ValueError("scheduler must be built on the optimizer fit uses: pass a factory `lambda opt: ...`")
+    optimizer, described, scheduler = _build(model, optimizer, scheduler)
     amp_dtype = _amp_dtype(device, amp)
     scaler = _grad_scaler(amp_dtype == torch.float16)
-    history, start = History(), 0
-
-    path = Path(checkpoint) if checkpoint is not None else None
+    run = describe_run(model, described, scheduler, step, loader, seed, PROFILE, amp, config)
+    path = Path(str(checkpoint).replace("{run}", run_id(run))) if checkpoint is not None else None
+    info = {"optimizer": _optimizer_text(described), "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
+            "seed": seed, "device": str(device), "run_id": run_id(run), "checkpoint": str(path) if path else None}
+    history, start, n_steps = History(run=info), 0, 0
     if path is not None and resume and path.exists():
-        state = _load(path, device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        history, start = History(state["history"]), int(state["epoch"])
+        history, start, n_steps = _resume(path, run, device, model, optimizer, scheduler, scaler)
+        history.run = {**history.run, **info}
         if progress:
-            print(f"{desc}: loaded {path} ({start} epoch{'s' * (start != 1)} done of {epochs})")
+            print(f"{desc}: loaded {path.name} ({start} epoch{'s' * (start != 1)} done of {epochs})")
         if start >= epochs:
             return history
+    if progress:
+        print(f"{desc}: {info['optimizer']}, amp {info['amp']}, seed {seed}, run {info['run_id']}"
+              + (f" -> {path.name}" if path else ""))
 
     n_batches = len(loader) if hasattr(loader, "__len__") else None
     bar = None
@@ -331,6 +251,7 @@ def fit(
 
         bar = tqdm(total=n_batches and epochs * n_batches, initial=(n_batches or 0) * start, desc=desc, dynamic_ncols=True)
     autocast = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if amp_dtype else contextlib.nullcontext
+    caller_random = RandomState()
     try:
         for epoch in range(start, epochs):
             set_seed(epoch_seed(seed, epoch))
@@ -348,6 +269,9 @@ def fit(
                 scaler.update()
                 if scheduler is not None:
                     scheduler.step()
+                n_steps += 1
+                if on_step is not None:
+                    on_step(model, n_steps)  # e.g. the EMA / momentum update of a target network
                 for k, v in logs.items():  # running sums stay on the device: no sync per batch
                     v = v.detach().float() if isinstance(v, torch.Tensor) else float(v)  # no float64 on MPS
                     sums[k] = sums.get(k, 0.0) + v
@@ -361,14 +285,17 @@ def fit(
                 raise ValueError("the loader yielded no batch: is the dataset smaller than batch_size with drop_last=True?")
             record = {"epoch": epoch + 1, **{k: float(v) / count for k, v in sums.items()}}
             record.update(lr=optimizer.param_groups[0]["lr"], time=time.perf_counter() - t0)
-            if monitor is not None and ((epoch + 1) % monitor_every == 0 or epoch + 1 == epochs):
-                model.eval()
-                with torch.no_grad():
+            model.eval()
+            with torch.no_grad():
+                if monitor is not None and ((epoch + 1) % monitor_every == 0 or epoch + 1 == epochs):
                     record.update({k: float(v) for k, v in monitor(model).items()})
-                model.train()
-            history.append(record)
+                history.append(record)
+                extra = on_epoch(model, epoch + 1, history) if on_epoch is not None else None
+                if isinstance(extra, dict):
+                    history.update_last(extra)
+            model.train()
             if bar is not None:
-                bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k not in ("epoch", "time")})
+                bar.set_postfix({k: f"{v:.4g}" for k, v in history.last().items() if k not in ("epoch", "time")})
             if path is not None:
                 _save(path, {
                     "model": model.state_dict(),
@@ -376,10 +303,14 @@ def fit(
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                     "epoch": epoch + 1,
+                    "step": n_steps,
                     "history": dict(history),
                     "seed": seed,
+                    "run": run,
+                    "info": info,
                 })
     finally:
+        caller_random.restore()
         if bar is not None:
             bar.close()
     return history
