@@ -18,56 +18,16 @@ in their own dtype.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-METRICS = ("l2", "squared_l2", "l1", "cosine")
-_ALIASES = {"euclidean": "l2", "sqeuclidean": "squared_l2", "manhattan": "l1", "cityblock": "l1"}
+from . import _checks as check
+from ._checks import METRICS
+
 EPS = 1e-8  # floor on norms in the cosine
 
 
 # ------------------------------------------------------------------------------------ helpers
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
-
-
-def _to_tensor(t) -> torch.Tensor:
-    """A floating tensor (integers become float32); works for tensors, arrays and lists."""
-    t = t if isinstance(t, torch.Tensor) else torch.as_tensor(np.asarray(t))
-    return t if t.dtype.is_floating_point else t.float()
-
-
-def _prepare(x, y) -> tuple[torch.Tensor, torch.Tensor, torch.dtype]:
-    """``x`` and ``y`` in the dtype to compute in (float32 for float16/bfloat16), and the dtype to
-    return (the inputs' promoted dtype)."""
-    x, y = _to_tensor(x), _to_tensor(y)
-    out = torch.promote_types(x.dtype, y.dtype)
-    work = torch.float32 if out in _LOW_PRECISION else out
-    return x.to(work), y.to(work), out
-
-
-def _check_rowwise(x, y) -> tuple[torch.Tensor, torch.Tensor, torch.dtype]:
-    xs, ys = tuple(np.shape(x)), tuple(np.shape(y))
-    if len(xs) != 2 or xs != ys:
-        raise ValueError(f"x and y must both have shape (N, D), got {xs} and {ys}")
-    return _prepare(x, y)
-
-
-def _check_pairwise(x, y) -> tuple[torch.Tensor, torch.Tensor, torch.dtype]:
-    xs = tuple(np.shape(x))
-    ys = xs if y is None else tuple(np.shape(y))
-    if len(xs) != 2 or len(ys) != 2 or xs[1] != ys[1]:
-        raise ValueError(f"x and y must have shapes (N, D) and (M, D) with the same D, got {xs} and {ys}")
-    return _prepare(x, x if y is None else y)
-
-
-def _metric(metric: str) -> str:
-    key = _ALIASES.get(str(metric).lower(), str(metric).lower())
-    if key not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}: expected one of {', '.join(METRICS)} (or 'euclidean')")
-    return key
-
-
 def safe_sqrt(d2: torch.Tensor) -> torch.Tensor:
     """:math:`\\sqrt{d^2}` whose gradient is 0 (not NaN) where ``d2 == 0``.
 
@@ -81,7 +41,7 @@ def safe_sqrt(d2: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------------- row-wise
 def squared_l2_distance(x, y) -> torch.Tensor:
     """:math:`D(\\mathbf{x}, \\mathbf{y}) = \\sum_i (x_i - y_i)^2`, row by row: (N, D), (N, D) -> (N,)."""
-    x, y, dtype = _check_rowwise(x, y)
+    x, y, dtype = check.matching_rows(x, y)
     return (x - y).pow(2).sum(dim=1).to(dtype)  # (N,)
 
 
@@ -90,13 +50,13 @@ def l2_distance(x, y) -> torch.Tensor:
 
     Gradient 0 (not NaN) for identical rows.
     """
-    x, y, dtype = _check_rowwise(x, y)
+    x, y, dtype = check.matching_rows(x, y)
     return safe_sqrt((x - y).pow(2).sum(dim=1)).to(dtype)  # (N,)
 
 
 def l1_distance(x, y) -> torch.Tensor:
     """:math:`D(\\mathbf{x}, \\mathbf{y}) = \\sum_i |x_i - y_i|`, row by row: (N, D), (N, D) -> (N,)."""
-    x, y, dtype = _check_rowwise(x, y)
+    x, y, dtype = check.matching_rows(x, y)
     return (x - y).abs().sum(dim=1).to(dtype)  # (N,)
 
 
@@ -106,7 +66,7 @@ def cosine_similarity(x, y, eps: float = EPS) -> torch.Tensor:
 
     Norms are floored at ``eps``, so a zero row has similarity 0 to everything.
     """
-    x, y, dtype = _check_rowwise(x, y)
+    x, y, dtype = check.matching_rows(x, y)
     x, y = F.normalize(x, dim=1, eps=eps), F.normalize(y, dim=1, eps=eps)
     return (x * y).sum(dim=1).clamp(-1.0, 1.0).to(dtype)  # (N,)
 
@@ -147,9 +107,9 @@ def pairwise_distances(x, y=None, metric: str = "l2") -> torch.Tensor:
 
     float16/bfloat16 inputs are computed in float32 and returned in their own dtype.
     """
-    metric = _metric(metric)
+    metric = check.metric(metric)
     same = y is None
-    x, y, dtype = _check_pairwise(x, y)
+    x, y, dtype = check.pairwise_sets(x, y)
     if metric == "cosine":
         xn = F.normalize(x, dim=1, eps=EPS)  # (N, D)
         yn = xn if same else F.normalize(y, dim=1, eps=EPS)  # (M, D)
@@ -176,7 +136,7 @@ def nearest_neighbours(
     within the test set) and leaves it out of its own neighbours. Queries are processed in chunks
     of ``chunk_size`` so a large gallery never needs a full (Q, M) matrix.
     """
-    q, g, _ = _check_pairwise(query_features, gallery_features)
+    q, g, _ = check.pairwise_sets(query_features, gallery_features, "query_features and gallery_features")
     n_q, n_g = len(q), len(g)
     if exclude_self and n_q > n_g:
         raise ValueError(f"exclude_self=True needs query i to be gallery row i, but Q={n_q} > M={n_g}")

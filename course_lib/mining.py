@@ -24,41 +24,15 @@ from __future__ import annotations
 
 import torch
 
+from . import _checks as check
+
 STRATEGIES = ("all", "hard", "semihard", "easy")
-_HALF = (torch.float16, torch.bfloat16)
-
-
-# ------------------------------------------------------------------------------ validation
-def _check_labels(labels, n: int | None = None, name: str = "labels") -> torch.Tensor:
-    labels = labels if isinstance(labels, torch.Tensor) else torch.as_tensor(labels)
-    expected = "(N,)" if n is None else f"(N,) with N = {n}"
-    if labels.ndim != 1 or (n is not None and len(labels) != n):
-        raise ValueError(f"expected {name} of shape {expected}, got {tuple(labels.shape)}")
-    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
-        raise ValueError(f"expected {name} of shape {expected} with an integer dtype, got {labels.dtype}")
-    return labels
-
-
-def _check_embeddings(embeddings, name: str = "embeddings") -> torch.Tensor:
-    x = embeddings if isinstance(embeddings, torch.Tensor) else torch.as_tensor(embeddings)
-    if x.ndim != 2:
-        raise ValueError(f"expected {name} of shape (N, D), got {tuple(x.shape)}")
-    if not x.dtype.is_floating_point:
-        raise ValueError(f"expected {name} of shape (N, D) with a floating dtype, got {x.dtype}")
-    return x.float() if x.dtype in _HALF else x
-
-
-def _check_distance_matrix(dist) -> torch.Tensor:
-    if not isinstance(dist, torch.Tensor) or dist.ndim != 2 or dist.shape[0] != dist.shape[1]:
-        shape = tuple(dist.shape) if isinstance(dist, torch.Tensor) else type(dist).__name__
-        raise ValueError(f"expected dist of shape (N, N), got {shape}")
-    return dist
 
 
 # ----------------------------------------------------------------------------------- masks
 def positive_mask(labels) -> torch.Tensor:
     r""":math:`P_{ij} = [y_i = y_j] \wedge [i \ne j]`: (N,) -> (N, N) bool, the positive pairs."""
-    labels = _check_labels(labels)
+    labels = check.labels(labels)
     same = labels.unsqueeze(0) == labels.unsqueeze(1)  # (N, N)
     eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)  # (N, N)
     return same & ~eye
@@ -66,7 +40,7 @@ def positive_mask(labels) -> torch.Tensor:
 
 def negative_mask(labels) -> torch.Tensor:
     r""":math:`N_{ij} = [y_i \ne y_j]`: (N,) -> (N, N) bool, the negative pairs."""
-    labels = _check_labels(labels)
+    labels = check.labels(labels)
     return labels.unsqueeze(0) != labels.unsqueeze(1)  # (N, N)
 
 
@@ -109,8 +83,8 @@ def mine_triplets_from_distances(dist, labels, strategy: str = "all", margin: fl
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
-    D = _check_distance_matrix(dist).detach()
-    labels = _check_labels(labels, len(D)).to(D.device)
+    D = check.distance_matrix(dist).detach()
+    labels = check.labels(labels, len(D)).to(D.device)
     a, p = positive_mask(labels).nonzero(as_tuple=True)  # (P,), (P,)
     d_ap = D[a, p].unsqueeze(1)  # (P, 1)
     d_an = D[a]  # (P, N): row a_k, every candidate negative n
@@ -143,8 +117,8 @@ def mine_triplets(embeddings, labels, strategy: str = "all", margin: float = 0.2
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
-    x = _check_embeddings(embeddings).detach()  # (N, D)
-    labels = _check_labels(labels, len(x)).to(x.device)
+    x = check.embeddings(embeddings).detach()  # (N, D)
+    labels = check.labels(labels, len(x)).to(x.device)
     return mine_triplets_from_distances(exact_distances(x, squared), labels, strategy, margin)
 
 
@@ -157,8 +131,8 @@ def batch_hard_pairs(dist, labels):
     one positive and one negative (for the others the indices are meaningless). Ties go to the
     lowest index. Indices only: nothing here carries gradient; gather ``dist`` with them.
     """
-    D = _check_distance_matrix(dist).detach()
-    labels = _check_labels(labels, len(D)).to(D.device)
+    D = check.distance_matrix(dist).detach()
+    labels = check.labels(labels, len(D)).to(D.device)
     pos, neg = positive_mask(labels), negative_mask(labels)  # (N, N), (N, N)
     hardest_positive = D.masked_fill(~pos, float("-inf")).argmax(dim=1)  # (N,)
     hardest_negative = D.masked_fill(~neg, float("inf")).argmin(dim=1)  # (N,)
@@ -174,7 +148,7 @@ def random_triplets(labels, n: int, generator: torch.Generator | None = None):
     (with replacement throughout). ``labels`` (N,). Returns ``(a, p, n)``, (n,) int64 each, on the
     labels' device; empty tensors when the batch has no valid triplet.
     """
-    labels = _check_labels(labels)
+    labels = check.labels(labels)
     if int(n) < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     pos, neg = positive_mask(labels), negative_mask(labels)  # (N, N)
