@@ -1,21 +1,34 @@
 """course_lib: the reference implementations of the representation-learning course.
 
-Notebooks import from here and never redefine what lives here. One module per topic:
+Notebooks import from here and never redefine what lives here. One module (or package of topic
+modules) per subject; every public name is importable from the top of its package
+(``from course_lib.data import PKSampler``), whichever file defines it:
 
-=============  ==================================================================
+=============  ==========================================================================================
 ``config``     profile (gpu / cpu / smoke), device, seeds, data and checkpoint folders
-``data``       CIFAR-10 and the offline fallback as tensors; ``DeviceLoader``
-``augment``    SimCLR augmentation, batched on any device, and the per-image reference
+``data``       ``sources`` (CIFAR-10 files, ImageFolder / tar, download, digits), ``subsets``
+               (``balanced_subset``, ``load_data``), ``loaders`` (``DeviceLoader``, ``to_model_input``),
+               ``samplers`` (pairs, triplets, ``PKSampler``, ``class_examples``)
+``augment``    SimCLR augmentation, batched on any device: ``config``, ``geometry`` (crop, flip),
+               ``colour`` (jitter), ``blur``, ``chain`` (``SimCLRAugment``), ``reference`` (torchvision)
 ``color``      RGB ↔ HSV ↔ L*a*b*
-``distances``  L1 / L2 / cosine, row-wise and pairwise
-``losses``     metric-learning (and, later, self-supervised) losses
+``distances``  L1 / L2 / cosine, row-wise and pairwise; metric names ``"l2"`` (alias ``"euclidean"``),
+               ``"squared_l2"``, ``"l1"``, ``"cosine"`` everywhere in the library
+``losses``     ``pairs`` (contrastive), ``triplets`` (triplet, batch-all / -hard, hard-cluster, lifted),
+               ``softmax`` (N-pair, InfoNCE, CLIP), ``classification`` (center loss, CosFace / ArcFace,
+               AdaCos, prototypical), ``margins`` (SphereFace, adaptive margins); ``metric`` gathers the
+               metric-learning ones; later ``ssl``
 ``mining``     triplet mining from boolean masks
 ``models``     small conv net, ResNet-18 (CIFAR stem), embedding / projection heads
-``train``      ``fit``: one resumable training loop
-``evaluate``   features, kNN, linear probe, retrieval metrics
-``viz``        image grids, 2-D maps, retrievals, training curves
+``train``      ``fit``: one resumable training loop, and the training steps of each chapter
+``evaluate``   ``features``, ``probes`` (kNN, linear probe), ``monitors``, ``retrieval`` (Recall@k, MAP@R,
+               ROC), ``quality`` (invariance, clustering), ``fewshot``
+``viz``        ``images`` (grids, retrievals), ``embeddings`` (2-D maps, snapshots), ``curves`` (history,
+               bars, ROC), ``metric`` (margins, angular regions), ``widgets``, ``source`` (``show_source``),
+               ``style``
 ``report``     the slides' claims judged on this run; tables beside the reference run
-=============  ==================================================================
+``_checks``    (private) the input checks every public function uses: one wording for every error
+=============  ==========================================================================================
 """
 from .config import (
     PROFILE, PROFILES, check_environment, checkpoint_dir, checkpoint_path, data_dir, describe,

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import _checks as check
 from . import config
 
 __all__ = [
@@ -28,16 +29,6 @@ __all__ = [
     "EmbeddingClassifier",
     "ProjectionHead", "PredictionHead", "count_parameters",
 ]
-
-
-def _check_images(x: torch.Tensor, channels: int) -> None:
-    if x.ndim != 4 or x.shape[1] != channels:
-        raise ValueError(f"expected images of shape (B, {channels}, H, W), got {tuple(x.shape)}")
-
-
-def _check_vectors(x: torch.Tensor, dim: int) -> None:
-    if x.ndim != 2 or x.shape[1] != dim:
-        raise ValueError(f"expected features of shape (B, {dim}), got {tuple(x.shape)}")
 
 
 # --------------------------------------------------------------------------------- backbones
@@ -67,7 +58,7 @@ class SmallConvNet(nn.Module):
         self.in_channels, self.out_dim = in_channels, widths[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_images(x, self.in_channels)
+        check.image_batch(x, self.in_channels)
         return self.pool(self.blocks(x)).flatten(1)  # (B, C, h, w) -> (B, C)
 
 
@@ -212,7 +203,7 @@ class ProjectionHead(nn.Module):
         self.in_dim, self.out_dim = in_dim, out_dim
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        _check_vectors(h, self.in_dim)
+        check.matrix(h, "features", rows="B", cols=self.in_dim)
         return self.layers(h)  # (B, out_dim)
 
 
@@ -234,7 +225,7 @@ class PredictionHead(nn.Module):
         self.in_dim, self.out_dim = in_dim, out_dim
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        _check_vectors(z, self.in_dim)
+        check.matrix(z, "features", rows="B", cols=self.in_dim)
         return self.layers(z)  # (B, out_dim)
 
 

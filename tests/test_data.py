@@ -58,7 +58,7 @@ def test_image_folder_is_decoded_exactly_and_cached(tmp_path, monkeypatch, as_ta
         np.testing.assert_array_equal(y.numpy(), expected[split][1])
     assert len(list(cache.glob("cifar10-*.npz"))) == 1
     # a second call reads the cache and decodes nothing
-    monkeypatch.setattr(data, "_read_image_folder", lambda source: pytest.fail("decoded twice"))
+    monkeypatch.setattr(data.sources, "_read_image_folder", lambda source: pytest.fail("decoded twice"))
     x2, _ = load_cifar10(train=False, root=cache, download=False)
     np.testing.assert_array_equal(x2.numpy(), expected["test"][0])
 
@@ -88,7 +88,7 @@ def test_failed_download_becomes_a_clear_error(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(data, "_torchvision_cifar10", lambda root, train, download: offline())
+    monkeypatch.setattr(data.sources, "_torchvision_cifar10", lambda root, train, download: offline())
     with pytest.raises(FileNotFoundError, match="download failed: network is unreachable"):
         load_cifar10(root=tmp_path, download=True)
 

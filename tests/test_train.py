@@ -213,7 +213,7 @@ def test_head_and_prototypical_steps():
     from course_lib.train import head_step, prototypical_step
 
     torch.manual_seed(0)
-    model = EmbeddingClassifier(torch.nn.Linear(6, 4), AngularMarginHead(4, 3, kind="cosface"), CenterLoss(3, 4))
+    model = EmbeddingClassifier(torch.nn.Linear(6, 4), AngularMarginHead(4, 3, kind="cosface"), CenterLoss(4, 3))
     x, y = torch.randn(9, 6), torch.tensor([0, 1, 2] * 3)
     z = model(x)
     ce = F.cross_entropy(model.head(z, y), y)

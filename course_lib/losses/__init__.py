@@ -1,14 +1,19 @@
 """All the course's losses, importable from one place: ``from course_lib.losses import triplet_loss``.
 
-* :mod:`course_lib.losses.metric`: metric learning (chapters 02-04): contrastive, triplet,
-  batch-all, batch-hard, hard-cluster, triplet + CE, lifted structured, N-pair, InfoNCE, CLIP,
-  center loss, CosFace / ArcFace (sub-centres), AdaCos scale, prototypical networks.
+* metric learning (chapters 02-04), one module per kind, gathered in :mod:`course_lib.losses.metric`:
+
+  - :mod:`~course_lib.losses.pairs`: contrastive loss and its gradient;
+  - :mod:`~course_lib.losses.triplets`: triplet, from indices, batch-all, batch-hard, hard-cluster,
+    triplet + CE, lifted structured;
+  - :mod:`~course_lib.losses.softmax`: N-pair, InfoNCE, CLIP;
+  - :mod:`~course_lib.losses.classification`: center loss, CosFace / ArcFace (sub-centres), AdaCos
+    scale, ``AngularMarginHead``, prototypical networks;
 * :mod:`course_lib.losses.ssl`: self-supervised losses (chapters 06-08: NT-Xent, MoCo, BYOL,
   Barlow Twins), re-exported here when that module is present.
 """
 from importlib.util import find_spec as _find_spec
 
-from . import metric
+from . import classification, metric, pairs, softmax, triplets
 from .metric import *  # noqa: F401,F403
 from .metric import __all__ as _metric_all
 
@@ -20,3 +25,8 @@ if _find_spec(__name__ + ".ssl") is not None:  # written in its own issue; re-ex
     from .ssl import __all__ as _ssl_all
 
     __all__ += list(_ssl_all)
+
+from .margins import *  # noqa: F401,F403,E402  (SphereFace, adaptive margins, margin warm-up: chapter 04)
+from .margins import __all__ as _margins_all  # noqa: E402
+
+__all__ += list(_margins_all)

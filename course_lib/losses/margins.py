@@ -218,8 +218,8 @@ class MarginWarmup:
     almost plain (normalised) softmax, and the full margin is in place from step ``T`` on. A remedy
     for ArcFace trained from scratch, whose features can get stuck near
     :math:`\alpha = \pi - m`, where the target logit :math:`s\cos(\alpha + m)` has zero slope
-    (Deng et al. 2019 start from a softmax-trained network or use an "easy margin" instead). Build
-    the head with ``m=0.0`` so that the very first step has no margin either.
+    (the same concern as SphereFace's annealing ``lambda_``; insightface's code offers an "easy
+    margin" instead). Build the head with ``m=0.0`` so that the very first step has no margin either.
     """
 
     def __init__(self, m: float, steps: int, head: str = "head", attr: str = "m"):

@@ -143,7 +143,8 @@ def triplet_ce_loss(embeddings, logits, labels, margin: float = 0.2, weight: flo
     ``weight`` scales the classification term: :math:`L = L_{BH} + w\,L_{CE}`. Not normalised.
     """
     (x,) = check.floats("embeddings", embeddings)  # (N, D)
-    (z,) = check.rows_of("logits", check.floats("logits", logits, shape="(N, C)")[0], len(x))  # (N, C)
+    (z,) = check.floats("logits", logits, shape="(N, C)")  # (N, C)
+    check.rows_of("logits", z, len(x))
     labels = check.class_ids(check.labels(labels, len(x), device=x.device), z.shape[1])
     return batch_hard_triplet_loss(x, labels, margin, squared) + weight * F.cross_entropy(z, labels)
 
