@@ -1,4 +1,4 @@
-"""Distances between embeddings: L1, L2 and cosine (slides 000 and 002).
+"""Distances between embeddings: L1, L2 and cosine (UTD CS 6384 and Chierchia slides).
 
 For vectors :math:`\\mathbf{x}, \\mathbf{y} \\in \\mathbb{R}^D`:
 

@@ -1,4 +1,4 @@
-r"""Triplet mining: distances -> boolean masks -> index triples (chapter 03; slides 000, 001, 002).
+r"""Triplet mining: distances -> boolean masks -> index triples (chapter 03; UTD CS 6384, HSE and Chierchia slides).
 
 A *valid* triplet :math:`(a, p, n)` has :math:`y_a = y_p`, :math:`a \ne p` and :math:`y_n \ne y_a`.
 With :math:`D_{ap}` the anchor-positive and :math:`D_{an}` the anchor-negative distance, the slides

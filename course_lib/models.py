@@ -161,7 +161,7 @@ class EmbeddingNet(nn.Module):
 class EmbeddingClassifier(nn.Module):
     """An embedding network trained through a classification head: z = f(x), logits = head(z, y).
 
-    For the losses that need class weights or centres (slide 002): softmax, CosFace, ArcFace
+    For the losses that need class weights or centres (Chierchia slides): softmax, CosFace, ArcFace
     (``head`` an :class:`~course_lib.losses.AngularMarginHead`) and centre loss (``centers`` a
     :class:`~course_lib.losses.CenterLoss`). ``forward(x)`` returns the embedding ``(B, D)``, so
     retrieval and :func:`~course_lib.evaluate.extract_features` use it like any embedding net;

@@ -2,7 +2,7 @@ r"""Classification-style losses (chapter 04): center loss, CosFace / ArcFace (su
 scale, a margin head, and prototypical networks (few-shot classification by class means).
 
 Wen et al. 2016; Wang et al. 2018; Deng et al. 2019, 2020; Zhang et al. 2019; Snell, Swersky &
-Zemel 2017 (slides 001 HSE, 002 Chierchia, 003 Cornell). Heads and centre modules take their sizes
+Zemel 2017 (HSE, Chierchia and Cornell slides). Heads and centre modules take their sizes
 in ``nn.Linear``'s order, ``(embedding_dim, num_classes)``. Conventions as in
 :mod:`course_lib.losses.metric`.
 """
@@ -22,7 +22,7 @@ from ._ops import _mm
 def center_loss(embeddings, labels, centers):
     r""":math:`\mathcal{L}_C = \frac{1}{2}\sum_{n=1}^{N} \|f_\theta(x_n) - c_{y_n}\|^2`, averaged over the batch.
 
-    Center loss, Wen, Zhang, Li & Qiao 2016 (slide 002); used as
+    Center loss, Wen, Zhang, Li & Qiao 2016 (Chierchia slides); used as
     :math:`\mathcal{L}_{CE} + \lambda\,\mathcal{L}_C`. ``embeddings`` (N, D), ``labels`` (N,) in
     0..C-1, ``centers`` (C, D). Reduction: :math:`\tfrac12` · mean over the batch of
     :math:`\|x_i - c_{y_i}\|^2`. The centres get gradient (learned by SGD rather than Wen's
@@ -69,7 +69,7 @@ def _cosines(embeddings, weight, labels, subcenters: int = 1):
 def cosface_logits(embeddings, weight, labels, s: float = 30.0, m: float = 0.35):
     r""":math:`t_{n,c} = s(\cos\alpha_{n,c} - m)` if :math:`c = y_n`, else :math:`s\cos\alpha_{n,c}`.
 
-    CosFace (large margin cosine loss), Wang et al. 2018 (slide 002, "cosine loss"). ``embeddings``
+    CosFace (large margin cosine loss), Wang et al. 2018 (Chierchia slides, "cosine loss"). ``embeddings``
     (N, D) and the rows of ``weight`` (C, D) (as ``nn.Linear``, no bias) are L2-normalised inside;
     ``labels`` (N,) in 0..C-1 (``None``: no margin, for inference). Returns the logits (N, C),
     float32 for half inputs; the loss is ``F.cross_entropy(logits, labels)`` (mean over the batch).
@@ -86,7 +86,7 @@ def arcface_logits(embeddings, weight, labels, s: float = 30.0, m: float = 0.5, 
     r""":math:`t_{n,c} = s\cos(\alpha_{n,c} + m)` if :math:`c = y_n`, else :math:`s\cos\alpha_{n,c}`; sub-centres :math:`\tilde\alpha_{n,c} = \arccos(\max_k \mathbf{w}_c^{(k)\top}\hat{\mathbf{z}}_n)`.
 
     ArcFace (additive angular margin), Deng, Guo, Xue & Zafeiriou 2019; sub-center ArcFace, Deng
-    et al. 2020 (slide 002). ``embeddings`` (N, D) and the rows of ``weight`` are L2-normalised
+    et al. 2020 (Chierchia slides). ``embeddings`` (N, D) and the rows of ``weight`` are L2-normalised
     inside. ``subcenters=K``: ``weight`` is (C·K, D), row ``c·K + k`` is sub-centre k of class c,
     and a class's cosine is the max over its K rows (K = 1: ``weight`` (C, D) as ``nn.Linear``).
     ``labels`` (N,) in 0..C-1 (``None``: no margin, for inference).
@@ -106,7 +106,7 @@ def arcface_logits(embeddings, weight, labels, s: float = 30.0, m: float = 0.5, 
 
 
 def adacos_scale(num_classes: int) -> float:
-    r""":math:`s = \sqrt{2}\cdot\log(C - 1)`: the fixed AdaCos scale, Zhang et al. 2019 (slide 002).
+    r""":math:`s = \sqrt{2}\cdot\log(C - 1)`: the fixed AdaCos scale, Zhang et al. 2019 (Chierchia slides).
 
     The scale at which a cosine-softmax over C classes is neither saturated nor flat. C < 3 raises
     ``ValueError`` (the log is ≤ 0 there).
@@ -118,7 +118,7 @@ def adacos_scale(num_classes: int) -> float:
 
 
 class AngularMarginHead(nn.Module):
-    r"""Training head: normalise, ``weight`` (C·K, D), margin on the target logit (slide 002).
+    r"""Training head: normalise, ``weight`` (C·K, D), margin on the target logit (Chierchia slides).
 
     ``kind="arcface"`` (:func:`arcface_logits`, defaults s=30, m=0.5, ``subcenters`` K),
     ``"cosface"`` (:func:`cosface_logits`, s=30, m=0.35) or ``"softmax"`` (plain ``x @ Wᵀ``, no
@@ -160,7 +160,7 @@ class AngularMarginHead(nn.Module):
 def prototype_logits(support, support_labels, query):
     r""":math:`\log p_\phi(y = k \mid x) + \text{const} = -d(f_\phi(x), c_k)`, :math:`c_k = \frac{1}{|S_k|}\sum_{(x_i, y_i)\in S_k} f_\phi(x_i)`.
 
-    Prototypical networks, Snell, Swersky & Zemel 2017 (slides 001, 003): ``support`` (N_s, D)
+    Prototypical networks, Snell, Swersky & Zemel 2017 (HSE and Cornell slides): ``support`` (N_s, D)
     with ``support_labels`` (N_s,), ``query`` (N_q, D). Returns ``(logits, classes)``: logits
     (N_q, C) = minus the squared Euclidean distance to each class mean, columns in sorted class-id
     order, and those ids (C,). Not normalised.
@@ -185,7 +185,7 @@ def _query_targets(classes, query_labels, n_q, device):
 def prototypical_loss(support, support_labels, query, query_labels):
     r""":math:`J = -\frac{1}{N_q}\sum_{x \in Q} \log \frac{\exp(-d(f_\phi(x), c_{y}))}{\sum_{k'} \exp(-d(f_\phi(x), c_{k'}))}`, :math:`d` squared Euclidean.
 
-    Prototypical networks, Snell, Swersky & Zemel 2017 (slide 001): cross-entropy of the query
+    Prototypical networks, Snell, Swersky & Zemel 2017 (HSE slides): cross-entropy of the query
     set against the class means of the support set (:func:`prototype_logits`). ``support``
     (N_s, D), ``support_labels`` (N_s,), ``query`` (N_q, D), ``query_labels`` (N_q,). Class ids need
     not be 0..C-1 (prototypes in sorted id order); a query label absent from the support raises

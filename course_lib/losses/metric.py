@@ -1,4 +1,4 @@
-r"""Metric-learning losses of chapters 02-04 (slides 000 UTD, 001 HSE, 002 Chierchia), in one namespace.
+r"""Metric-learning losses of chapters 02-04 (UTD CS 6384, HSE and Chierchia slides), in one namespace.
 
 They live by kind, one module each; this module gathers them (``from course_lib.losses.metric import
 arcface_logits`` keeps working):

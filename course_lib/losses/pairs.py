@@ -1,7 +1,7 @@
 r"""Pair losses (chapter 02): the contrastive loss of Siamese networks, and its gradient by hand.
 
-Chopra, Hadsell & LeCun 2005; Hadsell, Chopra & LeCun 2006 (slides 000 UTD, 001 HSE, 002
-Chierchia). Conventions as in :mod:`course_lib.losses.metric`.
+Chopra, Hadsell & LeCun 2005; Hadsell, Chopra & LeCun 2006 (UTD CS 6384, HSE and
+Chierchia slides). Conventions as in :mod:`course_lib.losses.metric`.
 """
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from ._ops import _row_distances
 def contrastive_loss_from_distances(distances, same, margin: float = 1.0, squared_hinge: bool = False):
     r""":math:`J = \frac{1}{m}\sum_{(i,j)}^{m/2} y_{ij} D_{ij}^2 + (1 - y_{ij})[\alpha - D_{ij}]_+` from the distances.
 
-    Chopra, Hadsell & LeCun 2005 (slide 000). ``distances`` :math:`D` (N,), one per pair;
+    Chopra, Hadsell & LeCun 2005 (UTD CS 6384 slides). ``distances`` :math:`D` (N,), one per pair;
     ``same`` :math:`y` (N,) bool or 0/1; ``margin`` :math:`\alpha`. With :math:`m = 2N` images,
     :math:`J = \tfrac12` · mean over the N pairs. ``squared_hinge=True`` uses
-    :math:`[\alpha - D_{ij}]_+^2` (the variant whose gradient slide 000 derives). The distance
+    :math:`[\alpha - D_{ij}]_+^2` (the variant whose gradient the UTD CS 6384 slides derive). The distance
     form lets a notebook show which pairs give gradient as the margin moves.
     """
     (D,) = check.floats("distances", distances, shape="(N,)")  # (N,)
@@ -38,7 +38,7 @@ def _pair_distances(z1, z2):
 def contrastive_loss(z1, z2, same, margin: float = 1.0, squared_hinge: bool = False):
     r""":math:`J = \frac{1}{m}\sum_{(i,j)}^{m/2} y_{ij} D_{ij}^2 + (1 - y_{ij})[\alpha - D_{ij}]_+`, :math:`D_{ij} = \|f(x_i) - f(x_j)\|_2`.
 
-    Contrastive loss, Chopra, Hadsell & LeCun 2005 (slides 000, 001, 002). ``z1``, ``z2`` (N, D):
+    Contrastive loss, Chopra, Hadsell & LeCun 2005 (UTD CS 6384, HSE and Chierchia slides). ``z1``, ``z2`` (N, D):
     row i of each is one pair; ``same`` (N,) bool or 0/1 (:math:`y_{ij}`); ``margin``
     :math:`\alpha`. Reduction: :math:`m = 2N` images, so :math:`J = \tfrac12` · mean over the N
     pairs. ``squared_hinge=True`` uses :math:`[\alpha - D_{ij}]_+^2`. Not normalised. The gradient
@@ -48,7 +48,7 @@ def contrastive_loss(z1, z2, same, margin: float = 1.0, squared_hinge: bool = Fa
 
 
 def contrastive_loss_grad(z1, z2, same, margin: float = 1.0, squared_hinge: bool = False):
-    r""":math:`\frac{\partial J}{\partial D_{ij}} = \frac{2}{m}\big(y_{ij} D_{ij} - (1 - y_{ij})[\alpha - D_{ij}]_+\big)` (squared hinge, slide 000).
+    r""":math:`\frac{\partial J}{\partial D_{ij}} = \frac{2}{m}\big(y_{ij} D_{ij} - (1 - y_{ij})[\alpha - D_{ij}]_+\big)` (squared hinge, UTD CS 6384 slides).
 
     The closed-form gradient of :func:`contrastive_loss` with respect to each pair's distance:
     (N,), :math:`m = 2N`. For the plain hinge the negative term is

@@ -1,7 +1,7 @@
 r"""Softmax losses over a batch (chapter 04): multi-class N-pair, InfoNCE, and CLIP's symmetric loss.
 
 Each is a cross-entropy over similarity logits with the positive as the target class: Sohn 2016;
-van den Oord, Li & Vinyals 2018; Radford et al. 2021 (slides 000 UTD, 001 HSE, 002 Chierchia).
+van den Oord, Li & Vinyals 2018; Radford et al. 2021 (UTD CS 6384, HSE and Chierchia slides).
 Conventions as in :mod:`course_lib.losses.metric`.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ._ops import _mm
 def npair_loss(anchors, positives):
     r""":math:`\mathcal{L}_{N\text{-pair}} = -\log \frac{\exp(f(x)^\top f(x^+))}{\exp(f(x)^\top f(x^+)) + \sum_{i=1}^{N-1}\exp(f(x)^\top f(x_i^-))}`.
 
-    Multi-class N-pair loss, Sohn 2016 (slide 000). ``anchors``, ``positives`` (N, D): row i of
+    Multi-class N-pair loss, Sohn 2016 (UTD CS 6384 slides). ``anchors``, ``positives`` (N, D): row i of
     each shares a class, and the N classes differ, so the other rows' positives are anchor i's
     N-1 negatives. Cross-entropy over the logits ``anchors @ positives.T`` (N, N) with the diagonal
     as target; mean over the N anchors. Not normalised; Sohn's L2 penalty on the embeddings is left
@@ -31,7 +31,7 @@ def npair_loss(anchors, positives):
 def info_nce_loss(query, positive_key, negative_keys=None, temperature: float = 0.1):
     r""":math:`\mathcal{L}_q = -\log \frac{\exp(q \cdot k_+ / \tau)}{\sum_{i=0}^{K} \exp(q \cdot k_i / \tau)}`.
 
-    InfoNCE, van den Oord, Li & Vinyals 2018 (slides 000, 002): a (K+1)-way softmax
+    InfoNCE, van den Oord, Li & Vinyals 2018 (UTD CS 6384 and Chierchia slides): a (K+1)-way softmax
     classification where the positive key is class 0. ``query`` :math:`q` (N, D), ``positive_key``
     :math:`k_+` (N, D), ``negative_keys`` (M, D) shared by every query or (N, M, D) one set per
     query; ``None`` uses the other queries' positive keys as negatives (in-batch, target the
@@ -58,7 +58,7 @@ def info_nce_loss(query, positive_key, negative_keys=None, temperature: float = 
 def clip_loss(image_embeddings, text_embeddings, temperature: float = 0.07):
     r""":math:`L = \tfrac12\big(\mathrm{CE}(\text{logits}, \text{labels}, \text{axis}=0) + \mathrm{CE}(\text{logits}, \text{labels}, \text{axis}=1)\big)`, :math:`\text{logits} = \hat I \hat T^\top / \tau`.
 
-    CLIP's symmetric contrastive loss, Radford et al. 2021 (slide 001). ``image_embeddings``,
+    CLIP's symmetric contrastive loss, Radford et al. 2021 (HSE slides). ``image_embeddings``,
     ``text_embeddings`` (N, D): row i of each is a matching pair. Both are L2-normalised inside;
     ``temperature`` :math:`\tau` divides the cosine logits (CLIP learns :math:`\log(1/\tau)`; pass
     the current value). Mean over the N images (image -> text) and the N texts (text -> image),

@@ -1,8 +1,8 @@
 r"""Triplet losses (chapters 03-04): FaceNet's triplet loss, mined triplets, batch-all, batch-hard,
 hard-cluster, triplet + cross-entropy, and the lifted structured loss over all pairs of a batch.
 
-Schroff et al. 2015; Hermans, Beyer & Leibe 2017; Alex et al. 2018; Song et al. 2016 (slides 000
-UTD, 001 HSE, 002 Chierchia). Distance -> miner -> loss -> reduction: the miners are in
+Schroff et al. 2015; Hermans, Beyer & Leibe 2017; Alex et al. 2018; Song et al. 2016 (UTD CS 6384, HSE and
+Chierchia slides). Distance -> miner -> loss -> reduction: the miners are in
 :mod:`course_lib.mining`. Conventions as in :mod:`course_lib.losses.metric`.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ _REDUCTIONS = ("mean", "sum", "none", "mean_nonzero")
 def triplet_loss(anchor, positive, negative, margin: float = 0.2, squared: bool = True):
     r""":math:`J = \frac{3}{2m}\sum_i^{m/3} [D_{ia,ip}^2 - D_{ia,in}^2 + \alpha]_+`.
 
-    FaceNet triplet loss, Schroff, Kalenichenko & Philbin 2015 (slides 000, 001, 002).
+    FaceNet triplet loss, Schroff, Kalenichenko & Philbin 2015 (UTD CS 6384, HSE and Chierchia slides).
     ``anchor``, ``positive``, ``negative`` (N, D): row i is one triplet. Returns the mean over
     the N triplets of :math:`[d(a,p) - d(a,n) + \alpha]_+` (FaceNet's sum divided by N), with
     :math:`d` the squared Euclidean distance (``squared=True``, FaceNet) or the Euclidean one.
@@ -85,7 +85,7 @@ def batch_all_triplet_loss(embeddings, labels, margin: float = 0.2, squared: boo
 def batch_hard_triplet_loss(embeddings, labels, margin: float = 0.2, squared: bool = False):
     r""":math:`\mathcal{L}_{BH} = \sum_{i=1}^{P}\sum_{a=1}^{K} [m + \max_{p} D(f(x^i_a), f(x^i_p)) - \min_{j \ne i,\, n} D(f(x^i_a), f(x^j_n))]_+`.
 
-    Batch-hard triplet loss, Hermans, Beyer & Leibe 2017 (slides 001, 002): for each anchor the
+    Batch-hard triplet loss, Hermans, Beyer & Leibe 2017 (HSE and Chierchia slides): for each anchor the
     farthest positive and the nearest negative (:func:`course_lib.mining.batch_hard_pairs`).
     ``embeddings`` (N, D), ``labels`` (N,) integer. Reduction: mean over the anchors that have at
     least one positive and one negative; 0.0 when there is none. :math:`D` Euclidean
@@ -106,7 +106,7 @@ def hard_cluster_triplet_loss(embeddings, labels, margin: float = 0.2):
     r""":math:`Lb_c = \sum_i^P \max(d_i^{intra} - d_i^{inter} + \alpha, 0)`, :math:`d_i^{intra} = \max_K \|f(x) - f_i^m\|_2^2`, :math:`d_i^{inter} = \min_{i_d \ne i} \|f_i^m - f_{i_d}^m\|_2^2`.
 
     Hard-cluster (batch-hard cluster) loss, Alex, Sami, Banerjee & Panda 2018 ("Cluster Loss for
-    Person Re-Identification"; slide 001, "Hard Cluster Sampling"). The definition implemented is
+    Person Re-Identification"; HSE slides, "Hard Cluster Sampling"). The definition implemented is
     the slide's, term for term: :math:`f_i^m` is the mean embedding of class i in the batch; the
     intra term is the *farthest member of class i from its own centre*; the inter term is the
     *nearest other class centre* (centre to centre, not sample to centre), both squared
@@ -135,7 +135,7 @@ def hard_cluster_triplet_loss(embeddings, labels, margin: float = 0.2):
 
 def triplet_ce_loss(embeddings, logits, labels, margin: float = 0.2, weight: float = 1.0,
                     squared: bool = False):
-    r""":math:`L = L_{\text{triplet}} + L_{\text{CE}}` (slide 001, "Triplet Loss + Classification").
+    r""":math:`L = L_{\text{triplet}} + L_{\text{CE}}` (HSE slides, "Triplet Loss + Classification").
 
     Batch-hard triplet loss on ``embeddings`` (N, D) (Hermans et al. 2017,
     :func:`batch_hard_triplet_loss`, mean over anchors) plus ``weight`` times the cross-entropy of
@@ -161,7 +161,7 @@ def lifted_structured_loss(embeddings, labels, margin: float = 1.0):
     r""":math:`J = \frac{1}{2|\hat{\mathcal{P}}|}\sum_{(i,j)\in\hat{\mathcal{P}}} [\tilde J_{ij}]_+^2`, :math:`\tilde J_{ij} = \log\big(\sum_{(i,k)\in\mathcal{N}} e^{\alpha - D_{ik}} + \sum_{(j,l)\in\mathcal{N}} e^{\alpha - D_{jl}}\big) + D_{ij}`.
 
     Lifted structured loss, smooth (relaxed) version, Song, Xiang, Jegelka & Savarese 2016
-    (slide 000). ``embeddings`` (N, D), ``labels`` (N,) integer; :math:`D` Euclidean, not
+    (UTD CS 6384 slides). ``embeddings`` (N, D), ``labels`` (N,) integer; :math:`D` Euclidean, not
     normalised. :math:`\hat{\mathcal{P}}` is the set of unordered positive pairs (i < j);
     :math:`\mathcal{N}` the negative pairs; a negative shared by i and j counts in both sums, as in
     the formula. Computed as ``logaddexp`` of two per-row ``logsumexp``. Reduction:
@@ -181,7 +181,7 @@ def lifted_structured_loss(embeddings, labels, margin: float = 1.0):
 def lifted_structured_loss_hard(embeddings, labels, margin: float = 1.0):
     r""":math:`J = \frac{1}{2|\hat{\mathcal{P}}|}\sum_{(i,j)\in\hat{\mathcal{P}}} \max(0, J_{ij})^2`, :math:`J_{ij} = \max\big(\max_{(i,k)\in\mathcal{N}} \alpha - D_{ik}, \max_{(j,l)\in\mathcal{N}} \alpha - D_{jl}\big) + D_{ij}`.
 
-    Lifted structured loss with the hard maxima, Song et al. 2016 (slide 000), for comparison
+    Lifted structured loss with the hard maxima, Song et al. 2016 (UTD CS 6384 slides), for comparison
     with the smooth :func:`lifted_structured_loss` (which upper-bounds it). Same shapes,
     distance and reduction.
     """

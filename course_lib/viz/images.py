@@ -22,14 +22,12 @@ def to_display(images, denormalize: bool = False) -> np.ndarray:
     if x.ndim in (2, 3) and (x.ndim == 2 or x.shape[-1] in (1, 3) or x.shape[0] in (1, 3)):
         x = x[None] if x.ndim == 3 else x[None, ..., None]  # one image
     if x.ndim != 4:
-        raise ValueError(
-            f"images must be uint8 (N, H, W, 3) or float (N, 3, H, W), got shape {x.shape}"
-        )
+        raise ValueError(f"expected images uint8 of shape (N, H, W, 3) or float of shape (N, 3, H, W), got {x.shape}")
     channels_first = x.shape[1] in (1, 3) and (x.shape[-1] not in (1, 3) or x.dtype != np.uint8)
     if channels_first:
         x = x.transpose(0, 2, 3, 1)  # (N, H, W, C)
     if x.shape[-1] not in (1, 3):
-        raise ValueError(f"images must be uint8 (N, H, W, 3) or float (N, 3, H, W), got shape {x.shape}")
+        raise ValueError(f"expected images uint8 of shape (N, H, W, 3) or float of shape (N, 3, H, W), got {x.shape}")
     if x.dtype == np.uint8:
         if denormalize:
             raise ValueError("denormalize=True expects float images normalised with the CIFAR-10 mean/std, got uint8")

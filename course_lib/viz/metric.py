@@ -46,7 +46,7 @@ def _margin_title(s: dict, margin: float, squared_hinge: bool) -> str:
 
 def plot_margin(distances, same, margin: float = 1.0, squared_hinge: bool = False, ax=None,
                 seed: int = 0, point_size: Optional[float] = None):
-    r"""Which pairs give gradient under the contrastive loss with margin α (slide 000)?
+    r"""Which pairs give gradient under the contrastive loss with margin α (UTD CS 6384 slides)?
 
     ``distances`` :math:`D_{ij}` (N,) of N pairs, ``same`` :math:`y_{ij}` (N,) bool or 0/1. A pair is
     *active* when :math:`\partial J/\partial D_{ij} \neq 0`
