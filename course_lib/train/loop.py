@@ -137,7 +137,7 @@ def _build(model, optimizer, scheduler):
 
 def _optimizer_text(described: dict) -> str:
     g = described["groups"][0]
-    keys = [k for k in ("lr", "momentum", "weight_decay", "betas") if k in g]
+    keys = [k for k in ("lr", "max_lr", "momentum", "weight_decay", "betas") if k in g]  # max_lr: OneCycleLR
     return f"{described['class']}({', '.join(f'{k}={g[k]}' for k in keys)})"
 
 
