@@ -22,7 +22,7 @@ Assumptions (printed with the table):
 * A step cannot be faster than the host can launch its kernels: ~350 PyTorch ops a step
   (counted below for forward + backward, plus ~60 for Adam, the gradient scaler and the batched
   augmentation) at 10 us each on Colab's 2 vCPUs. This matters only for small batches (04's
-  N-pair loader: 20 images a step).
+  N-pair loaders: 20 and 10 images a step).
 * Not counted: the pip install and the CIFAR-10 download (~1-2 min together), DataLoader work
   on the CPU (02's PairDataset assembles pairs image by image in one worker), t-SNE (01: 3 maps
   of 2 000 points on the CPU), linear probes, kNN/MAP@R distance matrices (cheap on the GPU).
@@ -50,7 +50,7 @@ T4_FP16_PEAK = 65e12
 T4_FP32_PEAK = 8.1e12
 THROUGHPUT = {  # column name: (training FLOP/s, what it assumes)
     "fp16 25%": (0.25 * T4_FP16_PEAK, "fp16 autocast, 25 % of the 65 TFLOPS tensor-core peak (optimistic)"),
-    "fp16 15%": (0.15 * T4_FP16_PEAK, "fp16 autocast, 15 % of peak (NVIDIA's measured T4 ResNet-50 AMP rate)"),
+    "fp16 15%": (0.15 * T4_FP16_PEAK, "fp16 autocast, 15 % of peak (NVIDIA's measured T4 ResNet-50 AMP inference rate)"),
     "fp32 40%": (0.40 * T4_FP32_PEAK, "no autocast, 40 % of the 8.1 TFLOPS fp32 peak"),
 }
 EVAL_FLOPS = 0.40 * T4_FP32_PEAK      # extract_features runs without autocast
@@ -115,69 +115,86 @@ def ops_per_step(model: torch.nn.Module, device: str = "meta") -> int:
 # ------------------------------------------------------------------------------------------ budgets
 @dataclass
 class Run:
-    """One training run: ``epochs`` passes over ``images`` images in batches of ``batch`` images."""
+    """``epochs`` passes over ``images`` training images in batches of ``batch`` images."""
     what: str
     epochs: float
     images: int
     batch: int
 
+    def steps(self) -> int:
+        return int(self.epochs * (self.images // self.batch))
+
 
 @dataclass
 class Notebook:
     name: str
-    where: str                          # the cell holding the gpu budgets
+    holds: tuple                        # the notebook's gpu budget lines, verbatim (a test checks they are there)
+    where: str                          # the cell that holds them
     model: str                          # "classifier" or "embedding"
     runs: list = field(default_factory=list)
-    eval_images: int = 0                # images through extract_features (monitors, tables)
+    eval_images: int = 0                # images through extract_features (monitors, tables, figures)
 
     def train_images(self) -> float:
         return sum(r.epochs * r.images for r in self.runs)
 
-    def steps(self) -> float:
-        return sum(r.epochs * (r.images // r.batch) for r in self.runs)
+    def steps(self) -> int:
+        return sum(r.steps() for r in self.runs)
 
 
-def current_budgets() -> list:
-    """The gpu budgets the notebooks hold now (cell numbers count every cell from 0)."""
-    pk_320 = (TRAIN // 320) * 320   # PKSampler: len = N // (P*K) batches an epoch
-    pk_128 = (TRAIN // 128) * 128
+def pk(images: int, p: int, k: int) -> int:
+    """Images a PKSampler epoch uses: len = N // (P·K) batches."""
+    return (images // (p * k)) * p * k
+
+
+def monitor_calls(epochs: int, every: int) -> int:
+    """How often ``fit(..., monitor_every=every)`` runs its monitor: every ``every``-th epoch and the last."""
+    return sum(1 for e in range(1, epochs + 1) if e % every == 0 or e == epochs)
+
+
+def current_budgets(e04: int = 1, e01: int = 20, e02: int = 10, e03: int = 4,
+                    every01_29=lambda e: max(1, e // 4)) -> list:
+    """The notebooks' gpu budgets (as of this script's last edit; cells counted from 0), with the
+    epochs of 01-04 (and 01 cell 29's ``monitor_every``) as arguments so that others can be tried."""
+    every01 = max(1, e01 // 4)
     return [
-        Notebook("00_start_here", "cell 5: EPOCHS = pick(gpu=3, ...), BATCH = pick(gpu=512, ...)", "classifier",
-                 [Run("1 epoch, then resumed to EPOCHS (cells 19, 21)", 3, TRAIN, 512),
-                  Run("the same run uninterrupted (cell 21)", 3, TRAIN, 512)],
-                 # kNN monitor after each of the 3 resumed epochs: bank (all train) + test; final test logits
-                 eval_images=3 * (TRAIN + TEST) + TEST),
-        Notebook("01_representations", "cell 3: EPOCHS = pick(gpu=30, ...), BATCH = pick(gpu=512, ...)", "classifier",
-                 [Run("supervised classifier (cell 9)", 30, TRAIN, 512)],
-                 # monitor every EPOCHS // 4 epochs and after the last (5x train + test), test accuracy,
-                 # features of random + supervised CNN over train + test (cell 11), invariance (cells 15, 17)
-                 eval_images=5 * (TRAIN + TEST) + TEST + 2 * (TRAIN + TEST) + 2 * 2 * 7 * 1000),
-        Notebook("02_siamese_contrastive", "cell 3: EPOCHS = pick(gpu=10, ...), PAIRS = pick(gpu=20_000, ...), "
-                 "BATCH = pick(gpu=256, ...)", "embedding",
-                 [Run("2-D hinge, snapshot every epoch (cell 15)", 10, 2 * 20_000, 2 * 256),
-                  Run("3 more models: squared 2-D, hinge and squared 32-D (cell 29)", 3 * 10, 2 * 20_000, 2 * 256)],
-                 eval_images=11 * TEST + 4 * TEST),            # test snapshots (epochs 0-10) + the comparison
-        Notebook("03_triplets_mining", "cell 3: EPOCHS = pick(gpu=4, ...), P, K = pick(gpu=(10, 32), ...)", "embedding",
-                 [Run("7 strategies (cell 15)", 7 * 4, pk_320, 320)],
-                 eval_images=(7 * 4 + 1) * TEST),               # RetrievalMonitor on the test set every epoch
-        Notebook("04_beyond_triplets", "cell 3: EPOCHS = pick(gpu=6, ...); P, K = 8, 16", "embedding",
-                 [Run("9 losses on PK batches of 8 x 16 (cell 19)", 9 * 6, pk_128, 128),
-                  Run("N-pair, batches of 10 classes x 2 (cell 19)", 6, (TRAIN // 20) * 20, 20),
-                  Run("prototypical on 5 classes, 2 x EPOCHS (cell 27)", 2 * 6, (TRAIN // 2 // 80) * 80, 80)],
-                 eval_images=11 * TEST + 3 * 2000 + 3 * TEST // 2),   # table, histograms, few-shot
+        Notebook("00_start_here", ("EPOCHS = pick(gpu=3,", "BATCH = pick(gpu=512,"), "cell 5, lines 4-5", "classifier",
+                 [Run("1 epoch (cell 19), resumed to EPOCHS (cell 21)", 3, TRAIN, 512),
+                  Run("the same run uninterrupted (cell 21)", 3, TRAIN, 512),
+                  Run("per-run checkpoint, 1 epoch (cell 27)", 1, TRAIN, 512)],
+                 # kNN monitor (bank = all train + test) after epochs of cells 19, 21 (2) and 27; test logits x 2
+                 eval_images=4 * (TRAIN + TEST) + 2 * TEST),
+        Notebook("01_representations", (f"EPOCHS = pick(gpu={e01},", "BATCH = pick(gpu=512,"), "cell 3, lines 1-2",
+                 "classifier",
+                 [Run("supervised classifier, 10 classes (cell 9)", e01, TRAIN, 512),
+                  Run("classifier on classes 0-4 (cell 29)", e01, TRAIN // 2, 512)],
+                 # cell 9: monitor every EPOCHS // 4 epochs + the last, and test accuracy; cell 11: random and
+                 # supervised CNN over train + test; cells 15, 17: 1000 images x 7 transforms x 2 encoders x 2;
+                 # cell 29: kNN monitor on classes 5-9 (25k bank + 5k test) every EPOCHS // 4 epochs; cell 30: 30k
+                 eval_images=monitor_calls(e01, every01) * (TRAIN + TEST) + TEST + 2 * (TRAIN + TEST) + 28_000
+                 + monitor_calls(e01, every01_29(e01)) * (TRAIN + TEST) // 2 + TEST // 2 + (TRAIN + TEST) // 2),
+        Notebook("02_siamese_contrastive", (f"EPOCHS = pick(gpu={e02},", "PAIRS = pick(gpu=20_000,",
+                                            "BATCH = pick(gpu=256,"), "cell 3, lines 1-3", "embedding",
+                 [Run("2-D hinge, a test snapshot every epoch (cell 19)", e02, 2 * 20_000, 2 * 256),
+                  Run("squared 2-D, hinge and squared 32-D (cell 33)", 3 * e02, 2 * 20_000, 2 * 256)],
+                 eval_images=(e02 + 1) * TEST + 4 * TEST),        # snapshots (epochs 0..E), the comparison (cell 34)
+        Notebook("03_triplets_mining", (f"EPOCHS = pick(gpu={e03},", "P, K = pick(gpu=(10, 32),"), "cell 3, lines 1-2",
+                 "embedding", [Run("7 strategies, PK 10 x 32 (cell 16)", 7 * e03, pk(TRAIN, 10, 32), 320)],
+                 eval_images=(7 * e03 + 1) * TEST),             # RetrievalMonitor on the test set every epoch
+        Notebook("04_beyond_triplets", (f"EPOCHS = pick(gpu={e04},", "OPEN_EPOCHS = 2 * EPOCHS", "P, K = 8, 16"),
+                 "cell 3, lines 1-2 and 4", "embedding",
+                 [Run("closed set: 10 losses on PK 8 x 16 (cell 24)", 10 * e04, pk(TRAIN, 8, 16), 128),
+                  Run("closed set: N-pair, 10 classes x 2 (cell 24)", e04, pk(TRAIN, 10, 2), 20),
+                  Run("open set (5 classes): 10 losses on PK 5 x 16 (cell 24)", 10 * 2 * e04, pk(TRAIN // 2, 5, 16), 80),
+                  Run("open set: N-pair, 5 classes x 2 (cell 24)", 2 * e04, pk(TRAIN // 2, 5, 2), 10)],
+                 # cell 26: 12 encoders x (closed 10k + open 5k test images); cell 32: 4 x 2k; cell 35: 3 x 5k
+                 eval_images=12 * (TEST + TEST // 2) + 4 * 2000 + 3 * TEST // 2),
     ]
 
 
 def proposed_budgets() -> list:
-    """The current budgets with 04's shrunk to fit GPU_SHARE_MIN at the 15 % assumption; 00-03 fit."""
-    pk_128 = (TRAIN // 128) * 128
-    nbs = current_budgets()
-    nbs[4] = Notebook("04_beyond_triplets", "cell 3: EPOCHS = pick(gpu=3, cpu=3, smoke=1)", "embedding",
-                      [Run("9 losses on PK batches of 8 x 16 (cell 19)", 9 * 3, pk_128, 128),
-                       Run("N-pair, batches of 10 classes x 2 (cell 19)", 3, (TRAIN // 20) * 20, 20),
-                       Run("prototypical on 5 classes, 2 x EPOCHS (cell 27)", 2 * 3, (TRAIN // 2 // 80) * 80, 80)],
-                      eval_images=11 * TEST + 3 * 2000 + 3 * TEST // 2)
-    return nbs
+    """01 shrunk (its cell 29 run, with a kNN monitor after every epoch, pushed it over): EPOCHS 30 -> 20
+    and cell 29's fit(..., monitor_every=max(1, EPOCHS // 4)) as cell 9 has it. The rest fit."""
+    return current_budgets(e01=20, every01_29=lambda e: max(1, e // 4))
 
 
 # ------------------------------------------------------------------------------------------ estimate
@@ -202,10 +219,9 @@ def estimate(notebooks: list) -> list:
         eval_flops = nb.eval_images * fwd_per_image
         minutes = {}
         for column, (rate, _) in THROUGHPUT.items():
-            seconds = sum(r.epochs * (r.images // r.batch) * max(r.batch * train_per_image / rate,
-                                                                 ops * SECONDS_PER_OP) for r in nb.runs)
+            seconds = sum(r.steps() * max(r.batch * train_per_image / rate, ops * SECONDS_PER_OP) for r in nb.runs)
             minutes[column] = (seconds + eval_flops / EVAL_FLOPS) / 60
-        rows.append({"notebook": nb.name, "where": nb.where, "train_flops": train_flops,
+        rows.append({"notebook": nb.name, "where": nb.where, "holds": nb.holds, "train_flops": train_flops,
                      "eval_flops": eval_flops, "epochs": nb.train_images() / TRAIN, "steps": nb.steps(),
                      "minutes": minutes, "per_image": (train_per_image, fwd_per_image), "ops": ops})
     return rows
@@ -241,13 +257,14 @@ def main(argv=None) -> int:
           f"ops x {SECONDS_PER_OP * 1e6:.0f} us of host time; verdict 'yes' = <= {GPU_SHARE_MIN:.0f} min at 15 %, "
           f"leaving {TARGET_MIN - GPU_SHARE_MIN:.0f} min of the {TARGET_MIN:.0f} for install, download and CPU work")
     print_table("current gpu budgets", rows)
-    for r in rows:
-        print(f"  {r['notebook']}: {r['where']}")
+    for nb in current_budgets():
+        print(f"  {nb.name}, {nb.where}: " + "  ".join(nb.holds))
     if not args.current:
-        proposed = estimate(proposed_budgets())
-        print_table("proposed gpu budgets", proposed)
-        for r in proposed:
-            print(f"  {r['notebook']}: {r['where']}")
+        print_table("proposed gpu budgets", estimate(proposed_budgets()))
+        for old, new in zip(current_budgets(), proposed_budgets()):
+            if old.holds != new.holds:
+                print(f"  {new.name}, {new.where}: " + "  ".join(new.holds))
+        print("  01_representations, cell 29: fit(..., monitor_every=max(1, EPOCHS // 4)) (now: every epoch)")
     return 0
 
 
