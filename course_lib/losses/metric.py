@@ -12,7 +12,7 @@ arcface_logits`` keeps working):
 
 Inputs are checked by :mod:`course_lib._checks`, so each loss's body is its formula.
 
-Conventions (COURSE.md, "Conventions the API settles"):
+Conventions of every loss in the course:
 
 * Shapes: ``N`` batch, ``D`` embedding dimension, ``C`` classes. Each loss returns a 0-dim tensor,
   the mean over the terms the paper averages over (each docstring says which).

@@ -66,8 +66,8 @@ def triplet_loss_from_indices(embeddings, a, p, n, margin: float = 0.2, squared:
 def batch_all_triplet_loss(embeddings, labels, margin: float = 0.2, squared: bool = False):
     r""":math:`\mathcal{L}_{BA} = \sum_{i=1}^{P}\sum_{a=1}^{K}\sum_{p \ne a}\sum_{j \ne i}\sum_{n=1}^{K} [m + D(f(x^i_a), f(x^i_p)) - D(f(x^i_a), f(x^j_n))]_+`.
 
-    Batch-all triplet loss, Hermans, Beyer & Leibe 2017 ("In Defense of the Triplet Loss", slide
-    001), over every valid triplet of the batch. ``embeddings`` (N, D), ``labels`` (N,) integer.
+    Batch-all triplet loss, Hermans, Beyer & Leibe 2017 ("In Defense of the Triplet Loss"; HSE
+    slides), over every valid triplet of the batch. ``embeddings`` (N, D), ``labels`` (N,) integer.
     Reduction: mean over the valid triplets whose loss is > 0 (Hermans' "BA≠0"); 0.0 when there is
     none. :math:`D` Euclidean (``squared=False``, as Hermans) or squared. Not normalised.
     Vectorised over the (P, N) rows of the P positive pairs, never the N³ triplet cube.
