@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FILE_NUMBER = re.compile(r"\bslides?\s+00[0-4]\b|\bdeck\s+00[0-4]\b")
+FILE_NUMBER = re.compile(r"\bslides?\s+00[0-4]\b|\bdeck\s+00[0-4]\b", re.IGNORECASE)
 OUTSIDE = re.compile(r"COURSE\.md|\.\./shared|/work/shared")
 
 

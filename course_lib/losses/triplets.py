@@ -25,7 +25,7 @@ def triplet_loss(anchor, positive, negative, margin: float = 0.2, squared: bool 
     ``anchor``, ``positive``, ``negative`` (N, D): row i is one triplet. Returns the mean over
     the N triplets of :math:`[d(a,p) - d(a,n) + \alpha]_+` (FaceNet's sum divided by N), with
     :math:`d` the squared Euclidean distance (``squared=True``, FaceNet) or the Euclidean one.
-    Slide 000's :math:`J` above, with :math:`m = 3N` images, is :math:`\frac{1}{2N}` times the
+    The UTD CS 6384 slides' :math:`J` above, with :math:`m = 3N` images, is :math:`\frac{1}{2N}` times the
     sum, i.e. half of this mean: a constant factor, which only rescales the learning rate.
     Not normalised (FaceNet normalises in the network, before the loss).
     """
