@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..config import PROFILE, set_seed
+from ..config import amp_dtype as _device_amp_dtype
 from .runs import RandomState, RunMismatchError, describe_run, run_differences, run_id
 from .steps import Loss, supervised_step
 
@@ -94,10 +95,8 @@ def _default_device(model: nn.Module, loader) -> torch.device:
 
 
 def _amp_dtype(device: torch.device, amp: Optional[bool]) -> Optional[torch.dtype]:
-    """bf16 on GPUs that have it natively (compute capability ≥ 8), else fp16; None = no autocast."""
-    if device.type != "cuda" or amp is False:
-        return None
-    return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
+    """:func:`course_lib.config.amp_dtype` on ``device`` unless ``amp`` is False; None = no autocast."""
+    return None if amp is False else _device_amp_dtype(device)
 
 
 def _grad_scaler(enabled: bool):
