@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import torch
 
+from . import _checks as check
+
 __all__ = ["rgb_to_hsv", "hsv_to_rgb", "rgb_to_lab", "lab_to_rgb", "RGB_TO_XYZ", "D65_WHITE"]
 
 #: Linear sRGB â†’ CIE XYZ (D65), rows X, Y, Z (IEC 61966-2-1).
@@ -38,15 +40,7 @@ _DELTA = 6.0 / 29.0  # the CIE f(t) switches from a cube root to a line at t = Î
 
 
 def _check(x: torch.Tensor, name: str = "x") -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a float tensor of shape (B, 3, H, W), got {shape}")
-    if not x.dtype.is_floating_point:
-        raise ValueError(
-            f"{name} must be a float tensor of shape (B, 3, H, W) with values in [0, 1], got dtype "
-            f"{x.dtype} (divide uint8 images by 255 first)"
-        )
-    return x
+    return check.image_batch(x, 3, name, floating=True, hint=" (values in [0, 1]: divide uint8 images by 255 first)")
 
 
 def _work_dtype(x: torch.Tensor) -> torch.dtype:

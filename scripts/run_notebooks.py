@@ -2,6 +2,7 @@
 
     python scripts/run_notebooks.py --profile cpu            # every notebook, into executed/cpu/
     python scripts/run_notebooks.py --profile smoke 00 01    # only the chapters named
+    python scripts/run_notebooks.py --profile cpu --update-references 02   # ... and make it the reference run
 
 `make notebooks PROFILE=cpu` calls this. It prints each notebook's wall time; the executed copies,
 figures included, land in a git-ignored folder so that a maintainer can look at the real cpu/gpu
@@ -10,6 +11,8 @@ runs, which are too slow for CI. The test suite uses :func:`execute_notebook` in
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
 import sys
 import time
@@ -68,6 +71,18 @@ def execute_notebook(path: Path, profile: str, out_dir: Path | None = None, time
     return nb, time.perf_counter() - start
 
 
+def update_reference(record_path: Path, notebook: str, profile: str, data: str, machine: str) -> Path:
+    """Store the record of one executed run (every ``compare`` table and ``claim`` verdict it
+    printed) as ``course_lib/references/<notebook>.json[profile]``; other profiles are kept."""
+    record = json.loads(record_path.read_text())
+    path = ROOT / "course_lib" / "references" / f"{notebook}.json"
+    entries = json.loads(path.read_text()) if path.exists() else {}
+    entries[profile] = {"data": data, "machine": machine, "date": datetime.date.today().isoformat(),
+                        "numbers": record["numbers"], "claims": record["claims"]}
+    path.write_text(json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("chapters", nargs="*", help="prefixes such as 00 01 (default: all)")
@@ -75,6 +90,11 @@ def main(argv=None) -> int:
                         choices=["gpu", "cpu", "smoke"])
     parser.add_argument("--out", type=Path, default=None, help="default: executed/<profile>/")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
+    parser.add_argument("--update-references", action="store_true",
+                        help="store each run's tables and claims as the notebook's reference run")
+    parser.add_argument("--data", default="CIFAR-10 (project JPEG copy)", help="data named in the reference")
+    parser.add_argument("--machine", default=f"{os.cpu_count()}-core x86 VM, no GPU",
+                        help="machine named in the reference")
     args = parser.parse_args(argv)
     out = args.out or ROOT / "executed" / args.profile
     paths = notebook_paths(args.chapters)
@@ -84,9 +104,14 @@ def main(argv=None) -> int:
     failed = []
     for path in paths:
         print(f"{path.name:<32} ...", end=" ", flush=True)
+        record = out / f"{path.stem}.record.json"
+        record.unlink(missing_ok=True)
+        extra = {"COURSE_RECORD": record} if args.update_references else {}
         try:
-            _, seconds = execute_notebook(path, args.profile, out, args.timeout)
+            _, seconds = execute_notebook(path, args.profile, out, args.timeout, extra_env=extra)
             print(f"{seconds:7.1f} s")
+            if args.update_references:
+                print("  reference:", update_reference(record, path.stem, args.profile, args.data, args.machine))
         except Exception as err:  # keep going: report every broken chapter at once
             failed.append(path.name)
             print(f"FAILED ({type(err).__name__})")

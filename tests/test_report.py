@@ -1,5 +1,6 @@
 """course_lib.report: claims judged in code, this run beside the reference run."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -64,3 +65,41 @@ def test_shipped_references_are_well_formed():
             assert profile in ("gpu", "cpu", "smoke"), path
             assert entry["data"] and entry["machine"], path
             assert all(isinstance(v, bool) for v in entry.get("claims", {}).values()), path
+
+
+def test_a_run_with_COURSE_RECORD_writes_its_tables_and_verdicts(tmp_path, monkeypatch):
+    import importlib.util
+    record = tmp_path / "run.record.json"
+    monkeypatch.setenv("COURSE_RECORD", str(record))
+    report.forget_claims()
+    report.compare({"semi-hard": {"R@1": 0.41234}})
+    report.compare({"semi-hard": {"MAP@R": 0.2}, "random": {"R@1": 0.3}})
+    report.claim("semi-hard beats random", True, quiet=True)
+    report.claim("a claim that fails", False, quiet=True)
+    saved = json.loads(record.read_text())
+    assert saved["numbers"] == {"semi-hard": {"R@1": 0.4123, "MAP@R": 0.2}, "random": {"R@1": 0.3}}
+    assert saved["claims"] == {"semi-hard beats random": True, "a claim that fails": False}
+
+    # the recorder stores it as the notebook's reference for that profile, keeping other profiles
+    spec = importlib.util.spec_from_file_location("run_notebooks", Path(__file__).parents[1] / "scripts" / "run_notebooks.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    monkeypatch.setattr(runner, "ROOT", tmp_path)
+    (tmp_path / "course_lib" / "references").mkdir(parents=True)
+    (tmp_path / "course_lib" / "references" / "99_x.json").write_text(json.dumps({"gpu": {"data": "full"}}))
+    path = runner.update_reference(record, "99_x", "cpu", "CIFAR-10, 10k / 2k", "2-core VM")
+    monkeypatch.setattr(report, "REFERENCES", path.parent)
+    ref = report.reference_run("99_x", "cpu")
+    assert ref.numbers["semi-hard"]["R@1"] == 0.4123 and ref.claims["a claim that fails"] is False
+    assert (ref.data, ref.machine) == ("CIFAR-10, 10k / 2k", "2-core VM")
+    assert json.loads(path.read_text())["gpu"] == {"data": "full"}
+    report.forget_claims()
+
+
+def test_without_COURSE_RECORD_nothing_is_written(tmp_path, monkeypatch):
+    monkeypatch.delenv("COURSE_RECORD", raising=False)
+    monkeypatch.chdir(tmp_path)
+    report.claim("x", True, quiet=True)
+    report.compare({"a": {"m": 1.0}})
+    assert list(tmp_path.iterdir()) == []
+    report.forget_claims()

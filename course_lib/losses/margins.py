@@ -19,60 +19,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
-_HALF = (torch.float16, torch.bfloat16)
-
-
-# ------------------------------------------------------------------------------ validation
-def _as_tensor(x) -> torch.Tensor:
-    return x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
-
-
-def _float_matrix(name: str, x, shape: str) -> torch.Tensor:
-    x = _as_tensor(x)
-    if x.ndim != 2:
-        raise ValueError(f"expected {name} of shape {shape}, got {tuple(x.shape)}")
-    if not x.dtype.is_floating_point:
-        raise ValueError(f"expected {name} of shape {shape} with a floating dtype, got {x.dtype}")
-    return x
-
-
-def _work(*tensors: torch.Tensor) -> list[torch.Tensor]:
-    """The tensors in the dtype to compute in: the promoted one, float32 instead of half."""
-    dtype = tensors[0].dtype
-    for t in tensors[1:]:
-        dtype = torch.promote_types(dtype, t.dtype)
-    dtype = torch.float32 if dtype in _HALF else dtype
-    return [t.to(dtype) for t in tensors]
-
-
-def _checked_labels(labels, n: int, num_classes: int, device) -> torch.Tensor:
-    labels = _as_tensor(labels)
-    if labels.ndim != 1 or len(labels) != n:
-        raise ValueError(f"expected labels of shape (N,) with N = {n}, got {tuple(labels.shape)}")
-    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
-        raise ValueError(f"expected labels of shape (N,) with an integer dtype, got {labels.dtype}")
-    if n and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        raise ValueError(f"expected labels in [0, C) with C = {num_classes}, got values in "
-                         f"[{int(labels.min())}, {int(labels.max())}]")
-    return labels.to(device).long()
-
-
-def _normalised_cosines(embeddings, weight, subcenters: int = 1):
-    """x (N, D) in the work dtype, cos α_{n,c} (N, C) between x̂_n and the normalised rows of weight
-    (C·K, D) (max over each class's K sub-centre rows), and C."""
-    x = _float_matrix("embeddings", embeddings, "(N, D)")
-    W = _float_matrix("weight", weight, "(C*K, D)" if subcenters != 1 else "(C, D)")
-    if W.shape[1] != x.shape[1] or subcenters < 1 or W.shape[0] % subcenters:
-        raise ValueError(f"expected weight of shape (C*K, D) with D = {x.shape[1]} and K = "
-                         f"subcenters = {subcenters}, got {tuple(W.shape)}")
-    x, W = _work(x, W)
-    C = W.shape[0] // subcenters
-    cos = (F.normalize(x, dim=1) @ F.normalize(W, dim=1).T).to(x.dtype)  # (N, C·K); float32 under autocast
-    if subcenters > 1:
-        cos = cos.view(len(x), C, subcenters).amax(dim=2)  # (N, C): max_k w_c^(k)ᵀ x̂_n
-    return x, cos, C
+from .. import _checks as check
+from .classification import _cosines
 
 
 # ------------------------------------------------------------------------------ SphereFace
@@ -93,10 +42,8 @@ def sphereface_psi(theta, m: int = 4) -> torch.Tensor:
     Returns the same shape, float32 for half input.
     """
     m = _check_m(m)
-    theta = _as_tensor(theta)
-    if not theta.dtype.is_floating_point:
-        theta = theta.float()
-    (theta,) = _work(theta)
+    theta = check.tensor(theta)
+    theta = theta.to(check.work_dtype(theta) if theta.dtype.is_floating_point else torch.float32)
     theta = theta.clamp(0.0, math.pi)
     k = torch.floor(theta * m / math.pi).clamp(0, m - 1)  # which of the m pieces
     sign = 1.0 - 2.0 * torch.remainder(k, 2)  # (-1)^k
@@ -133,11 +80,11 @@ def sphereface_logits(embeddings, weight, labels, m: int = 4, s: float | None = 
     m = _check_m(m)
     if lambda_ < 0:
         raise ValueError(f"lambda_ must be >= 0, got {lambda_}")
-    x, cos, C = _normalised_cosines(embeddings, weight)  # (N, D), (N, C)
-    scale = x.norm(dim=1, keepdim=True) if s is None else torch.full_like(cos[:, :1], float(s))  # (N, 1)
-    if labels is None:
+    (x,) = check.floats("embeddings", embeddings)  # (N, D)
+    cos, y = _cosines(x, weight, labels)  # (N, C), (N,) or None
+    scale = x.norm(dim=1, keepdim=True).to(cos.dtype) if s is None else torch.full_like(cos[:, :1], float(s))  # (N, 1)
+    if y is None:
         return scale * cos
-    y = _checked_labels(labels, len(x), C, x.device)  # (N,)
     cos_y = cos.gather(1, y.unsqueeze(1)).clamp(-1.0, 1.0)  # (N, 1) cos θ_{n,y_n}
     bounds = torch.cos(torch.arange(1, m, dtype=cos.dtype, device=cos.device) * math.pi / m)  # (m-1,) cos(kπ/m)
     k = (cos_y <= bounds).sum(dim=1, keepdim=True).to(cos.dtype)  # (N, 1) θ ∈ [kπ/m, (k+1)π/m]
@@ -161,7 +108,7 @@ def adaptive_margins(class_counts, a: float | None = None, b: float | None = Non
     Returns the margins (C,) in float32 (float64 for float64 counts), for
     :func:`adaptive_arcface_logits`.
     """
-    n = _as_tensor(class_counts)
+    n = check.tensor(class_counts)
     if n.ndim != 1 or len(n) == 0:
         raise ValueError(f"expected class_counts of shape (C,) with C >= 1, got {tuple(n.shape)}")
     n = n.to(torch.float64 if n.dtype == torch.float64 else torch.float32)
@@ -195,13 +142,13 @@ def adaptive_arcface_logits(embeddings, weight, labels, margins, s: float = 30.0
     as :func:`~course_lib.losses.arcface_logits`, so with equal margins the two agree). Returns the
     logits (N, C), float32 for half inputs; loss ``F.cross_entropy(logits, labels)``.
     """
-    x, cos, C = _normalised_cosines(embeddings, weight, subcenters)  # (N, D), (N, C)
-    margins = _as_tensor(margins)
+    cos, y = _cosines(embeddings, weight, labels, subcenters)  # (N, C), (N,) or None
+    C = cos.shape[1]
+    margins = check.tensor(margins)
     if margins.ndim != 1 or len(margins) != C:
         raise ValueError(f"expected margins of shape (C,) with C = {C}, got {tuple(margins.shape)}")
-    if labels is None:
+    if y is None:
         return s * cos
-    y = _checked_labels(labels, len(x), C, x.device)  # (N,)
     m = margins.to(device=cos.device, dtype=cos.dtype)[y].unsqueeze(1)  # (N, 1) m_{y_n}
     cos_y = cos.gather(1, y.unsqueeze(1)).clamp(-1 + eps, 1 - eps)  # (N, 1)
     alpha = torch.acos(cos_y)  # (N, 1)
