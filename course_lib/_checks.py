@@ -13,7 +13,8 @@ Shapes: ``N`` (or ``B``) rows, ``D`` dimensions, ``C`` classes, ``K`` sub-centre
   :func:`features`: any numeric (N, D) matrix as float32 (the evaluation); :func:`matrix`: the
   shape only; :func:`matching_rows`, :func:`pairwise_sets`: the two inputs of a distance;
 * :func:`labels`, :func:`flags`, :func:`class_ids`, :func:`indices`, :func:`label_array`;
-* :func:`class_matrix`: a (C·K, D) weight or centre matrix against (N, D) embeddings;
+* :func:`class_matrix`: a (C·K, D) weight or centre matrix against (N, D) embeddings; :func:`bank`:
+  a (K, D) bank of keys (MoCo's queue);
 * :func:`images`, :func:`image_batch`: uint8 (N, H, W, 3) images, (B, C, H, W) batches;
 * :func:`distance_matrix`: a square (N, N) matrix; :func:`metric`: one name per distance.
 """
@@ -140,6 +141,14 @@ def rows_of(name: str, t: torch.Tensor, n: int, shape: str = "(N, C)") -> torch.
     """``t`` must have ``n`` rows (e.g. logits (N, C) for N embeddings)."""
     if len(t) != n:
         raise ValueError(f"expected {name} of shape {shape} with N = {n}, got {_shape(t)}")
+    return t
+
+
+def bank(name: str, t, d: int, shape: str = "(K, D)") -> torch.Tensor:
+    """A floating (K, D) bank of keys (e.g. MoCo's queue) for (N, D) queries with ``D = d``."""
+    (t,) = floats(name, t, shape=shape)
+    if t.shape[1] != d:
+        raise ValueError(f"expected {name} of shape {shape} with D = {d}, got {_shape(t)}")
     return t
 
 

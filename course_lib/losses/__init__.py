@@ -9,22 +9,15 @@
   - :mod:`~course_lib.losses.classification`: center loss, CosFace / ArcFace (sub-centres), AdaCos
     scale, ``AngularMarginHead``, prototypical networks;
 * :mod:`course_lib.losses.ssl`: self-supervised losses (chapters 06-08: NT-Xent, MoCo, BYOL,
-  Barlow Twins), re-exported here when that module is present.
+  Barlow Twins; InfoNCE and CLIP importable from there too).
 """
-from importlib.util import find_spec as _find_spec
-
-from . import classification, metric, pairs, softmax, triplets
+from . import classification, metric, pairs, softmax, ssl, triplets
 from .metric import *  # noqa: F401,F403
 from .metric import __all__ as _metric_all
+from .ssl import *  # noqa: F401,F403  (NT-Xent, MoCo, BYOL, Barlow Twins: chapters 06-08)
+from .ssl import __all__ as _ssl_all
 
-__all__ = list(_metric_all)
-
-if _find_spec(__name__ + ".ssl") is not None:  # written in its own issue; re-exported once it exists
-    from . import ssl
-    from .ssl import *  # noqa: F401,F403
-    from .ssl import __all__ as _ssl_all
-
-    __all__ += list(_ssl_all)
+__all__ = list(_metric_all) + [name for name in _ssl_all if name not in _metric_all]  # InfoNCE, CLIP: once
 
 from .margins import *  # noqa: F401,F403,E402  (SphereFace, adaptive margins, margin warm-up: chapter 04)
 from .margins import __all__ as _margins_all  # noqa: E402
