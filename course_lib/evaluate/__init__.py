@@ -27,9 +27,10 @@ from .monitors import KNNMonitor, RetrievalMonitor, knn_monitor
 from .probes import knn_accuracy, linear_probe
 from .quality import cluster_scores, invariance_ratio
 from .retrieval import map_at_r, recall_at_k, verification_roc
+from .collapse import CollapseMonitor, feature_std  # chapter 08: the collapse measure (SimSiam)
 
 __all__ = [
     "extract_features", "pixel_features", "knn_accuracy", "linear_probe", "recall_at_k", "map_at_r",
     "verification_roc", "invariance_ratio", "cluster_scores", "KNNMonitor", "knn_monitor",
-    "RetrievalMonitor", "few_shot_episodes", "few_shot_accuracy",
+    "RetrievalMonitor", "few_shot_episodes", "few_shot_accuracy", "feature_std", "CollapseMonitor",
 ]
