@@ -1,4 +1,4 @@
-"""How long the ``gpu`` profile of notebooks 00-04 takes on a Colab T4, estimated from FLOP counts.
+"""How long the ``gpu`` profile of notebooks 00-04 and 06-08 takes on a Colab T4, estimated from FLOP counts.
 
 The gpu profile cannot be timed on the project's machines (no GPU), so this counts instead: the FLOPs
 of one training step (forward + backward) and one feature-extraction pass of the gpu profile's
@@ -152,9 +152,9 @@ def monitor_calls(epochs: int, every: int) -> int:
 
 
 def current_budgets(e04: int = 1, e01: int = 20, e02: int = 10, e03: int = 4,
-                    every01_29=lambda e: max(1, e // 4)) -> list:
+                    every01_29=lambda e: max(1, e // 4), e06: int = 12, e07: int = 15, e08: int = 6) -> list:
     """The notebooks' gpu budgets (as of this script's last edit; cells counted from 0), with the
-    epochs of 01-04 (and 01 cell 29's ``monitor_every``) as arguments so that others can be tried."""
+    epochs of 01-04 and 06-08 (and 01 cell 29's ``monitor_every``) as arguments so that others can be tried."""
     every01 = max(1, e01 // 4)
     return [
         Notebook("00_start_here", ("EPOCHS = pick(gpu=3,", "BATCH = pick(gpu=512,"), "cell 5, lines 4-5", "classifier",
@@ -188,6 +188,56 @@ def current_budgets(e04: int = 1, e01: int = 20, e02: int = 10, e03: int = 4,
                   Run("open set: N-pair, 5 classes x 2 (cell 24)", 2 * e04, pk(TRAIN // 2, 5, 2), 10)],
                  # cell 26: 12 encoders x (closed 10k + open 5k test images); cell 32: 4 x 2k; cell 35: 3 x 5k
                  eval_images=12 * (TEST + TEST // 2) + 4 * 2000 + 3 * TEST // 2),
+        Notebook("06_simclr", (f"EPOCHS = pick(gpu={e06},", "BATCH = pick(gpu=256,", "MONITOR_EVERY = pick(gpu=4,",
+                               "ABL_EPOCHS = pick(gpu=3,", "ABL_IMAGES = pick(gpu=10_000,"), "cell 3, lines 1-5",
+                 "embedding",   # ResNet-18 + projection head 512-512-128 ~ EmbeddingNet's neck + head
+                 # a SimCLR step pushes 2 views of each of its B images through the network: 2N images, batch 2B
+                 [Run("main run, B = 256 (cell 17)", e06, 2 * TRAIN, 2 * 256),
+                  Run("8 ablation runs at B = 256 on 10k images: base, 3 tau, 2 heads, 2 augmentations (cell 21)",
+                      8 * 3, 2 * 10_000, 2 * 256),
+                  Run("ablation B = 128 (cell 21)", 3, 2 * 10_000, 2 * 128),
+                  Run("ablation B = 512 (cell 21)", 3, 2 * 10_000, 2 * 512)],
+                 # cell 17: kNN monitor (bank = train + test) every 4 epochs and the last; cell 19: h of random init and
+                 # SimCLR (train + test); cell 27: z of the main run; cell 21: 10 ablation monitors on h (10k bank +
+                 # 10k test), 3 of them on z too
+                 eval_images=(monitor_calls(e06, 4) + 3) * (TRAIN + TEST) + 13 * (10_000 + TEST)),
+        Notebook("07_moco", (f"EPOCHS = pick(gpu={e07},", "BATCH = pick(gpu=256,", "MONITOR_EVERY = pick(gpu=5,",
+                             "ABL_EPOCHS = pick(gpu=3,", "ABL_IMAGES = pick(gpu=10_000,", "SMALL_BATCH = pick(gpu=32,"),
+                 "cell 3, lines 1-6", "embedding",   # ResNet-18 + MoCo v2's MLP head 512-512-128
+                 # a MoCo step: the query encoder forward + backward on one view of each of its B images, the key
+                 # encoder forward only on the other (~1/3 of a forward + backward, autocast too); the symmetric MoCo
+                 # of cell 25 does both for each view: two query passes of B images a step
+                 [Run("main run, B = 256, query encoder (cell 21)", e07, TRAIN, 256),
+                  Run("main run's key encoder, forward only (cell 21)", e07 / 3, TRAIN, 256),
+                  Run("SimCLR at B = 32 and B = 256 on 10k images (cell 25): 2B views a step", 3, 2 * 10_000, 2 * 32),
+                  Run("SimCLR at B = 256 (cell 25)", 3, 2 * 10_000, 2 * 256),
+                  Run("symmetric MoCo at B = 32 (cell 25): two query passes a step", 3, 2 * 10_000, 32),
+                  Run("symmetric MoCo at B = 256 (cell 25)", 3, 2 * 10_000, 256),
+                  Run("their key encoders at B = 32, forward only (cell 25)", 3 / 3, 2 * 10_000, 32),
+                  Run("their key encoders at B = 256, forward only (cell 25)", 3 / 3, 2 * 10_000, 256),
+                  Run("6 ablation runs at B = 256 on 10k images: 4 momenta, 2 queue sizes (cell 28)", 6 * 3, 10_000, 256),
+                  Run("their key encoders, forward only (cell 28)", 6 * 3 / 3, 10_000, 256)],
+                 # cell 21: kNN monitor (bank = train + test) every 5 epochs and the last; cell 23: random init and MoCo
+                 # (train + test); cells 25, 28: 10 short-run monitors (10k bank + 10k test)
+                 eval_images=(monitor_calls(e07, 5) + 2) * (TRAIN + TEST) + 10 * (10_000 + TEST)),
+        Notebook("08_byol_barlow", (f"BYOL_EPOCHS = pick(gpu={e08},", f"BARLOW_EPOCHS = pick(gpu={e08},",
+                                    "ABLATION_EPOCHS = pick(gpu=2,", "ABLATION_IMAGES = pick(gpu=10_000,",
+                                    "BATCH = pick(gpu=256,", "MONITOR_EVERY = pick(gpu=3,"), "cell 3, lines 1-6",
+                 "embedding",   # ResNet-18 + BYOL's / Barlow's MLP heads: the heads are ~3 % of ResNet-18's FLOPs
+                 # online network: 2 views of each of the B images forward + backward (2N images, batch 2B);
+                 # BYOL's target network: 2 views forward only, ~1/3 of a forward + backward pass (autocast too)
+                 [Run("BYOL main run, B = 256 (cell 15)", e08, 2 * TRAIN, 2 * 256),
+                  Run("BYOL main run's target, forward only (cell 15)", e08 / 3, 2 * TRAIN, 2 * 256),
+                  Run("Barlow Twins main run, B = 256 (cell 27)", e08, 2 * TRAIN, 2 * 256),
+                  Run("8 ablation runs on 10k images: 4 BYOL collapse variants (cell 19), 4 Barlow (cell 31)",
+                      8 * 2, 2 * 10_000, 2 * 256),
+                  Run("the 4 collapse variants' targets, forward only (cell 19)", 4 * 2 / 3, 2 * 10_000, 2 * 256)],
+                 # kNN monitor (bank = train + test) every 3 epochs and the last in both main runs; the ablations'
+                 # monitor (bank = 10k subset + test) once per run and on random init; collapse monitor (1 024 test
+                 # images) every epoch of the main and collapse runs and before each collapse run; random init +
+                 # BYOL + Barlow (train + test, cells 17, 29); C on 2 x 1 024 views (cells 25, 27, 31: 6 times)
+                 eval_images=2 * monitor_calls(e08, 3) * (TRAIN + TEST) + 9 * (10_000 + TEST)
+                 + (2 * e08 + 4 * 3) * 1024 + 3 * (TRAIN + TEST) + 6 * 2 * 1024),
     ]
 
 

@@ -30,6 +30,8 @@ from .style import (
     COURSE_STYLE, IDLE_COLOR, OTHER_COLOR, PULL_COLOR, PUSH_COLOR, SAME_COLOR, _style, use_course_style,
 )
 from .widgets import margin_explorer, show_live
+from .ssl import cross_correlation, cross_correlation_stats, model_cross_correlation, plot_collapse, plot_cross_correlation  # noqa: E402,F401  (chapter 08)
+from .augmentations import augmentation_stages, gallery_views, show_augmentation_gallery  # noqa: E402,F401  (chapter 06)
 
 __all__ = [
     "COURSE_STYLE", "use_course_style", "to_display", "show_images", "show_class_grid",
