@@ -11,7 +11,7 @@ from lightly.loss import BarlowTwinsLoss, NegativeCosineSimilarity, NTXentLoss
 
 from course_lib import losses
 from course_lib.losses import softmax, ssl
-from course_lib.losses.ssl import barlow_twins_loss, byol_loss, moco_loss, nt_xent_loss
+from course_lib.losses.ssl import barlow_twins_loss, byol_loss, clip_loss, info_nce_loss, moco_loss, nt_xent_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 EPS = 1e-5  # BatchNorm's eps, which Barlow Twins' standardisation uses
@@ -311,3 +311,13 @@ def test_no_python_loop_in_the_losses():
     loops = [node.lineno for node in ast.walk(tree)
              if isinstance(node, (ast.For, ast.AsyncFor, ast.While, ast.comprehension))]
     assert loops == []
+
+
+@pytest.mark.parametrize("loss", ["info_nce_in_batch", "info_nce_queue", "clip"])
+def test_softmax_losses_give_zero_on_an_empty_batch(loss):
+    q = torch.zeros(0, 4, requires_grad=True)
+    k = torch.zeros(0, 4)
+    value = {"info_nce_in_batch": lambda: info_nce_loss(q, k),
+             "info_nce_queue": lambda: info_nce_loss(q, k, torch.randn(5, 4)),
+             "clip": lambda: clip_loss(q, k)}[loss]()
+    assert value.ndim == 0 and value.item() == 0.0 and value.requires_grad

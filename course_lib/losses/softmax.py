@@ -42,7 +42,7 @@ def info_nce_loss(query, positive_key, negative_keys=None, temperature: float = 
     q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
     if negative_keys is None:
         logits = _mm(q, k.T) / temperature  # (N, N): positives on the diagonal
-        return F.cross_entropy(logits, torch.arange(len(q), device=q.device))
+        return F.cross_entropy(logits, torch.arange(len(q), device=q.device)) if len(q) else logits.sum()
     neg = check.negative_keys(negative_keys, *q.shape)  # (M, D) or (N, M, D)
     neg = F.normalize(neg.to(q.dtype), dim=-1)
     l_pos = (q * k).sum(dim=1, keepdim=True)  # (N, 1) q·k₊
@@ -52,7 +52,7 @@ def info_nce_loss(query, positive_key, negative_keys=None, temperature: float = 
         l_neg = torch.einsum("nd,nmd->nm", q, neg).to(q.dtype)  # (N, M) q·k_i, per-query negatives
     logits = torch.cat([l_pos, l_neg], dim=1) / temperature  # (N, 1 + M)
     target = torch.zeros(len(q), dtype=torch.long, device=q.device)  # the positive is class 0
-    return F.cross_entropy(logits, target)
+    return F.cross_entropy(logits, target) if len(q) else logits.sum()  # empty batch: 0, in the graph
 
 
 def clip_loss(image_embeddings, text_embeddings, temperature: float = 0.07):
@@ -68,6 +68,8 @@ def clip_loss(image_embeddings, text_embeddings, temperature: float = 0.07):
     img, txt = F.normalize(img, dim=1), F.normalize(txt, dim=1)  # (N, D), (N, D)
     logits = _mm(img, txt.T) / temperature  # (N, N)
     labels = torch.arange(len(img), device=img.device)  # (N,)
+    if not len(img):
+        return logits.sum()  # empty batch: 0, still in the graph
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
 
 
