@@ -5,6 +5,12 @@
 #   make test                     set up, run the whole test suite (smoke profile, no network needed)
 #   make notebooks PROFILE=cpu    execute every notebook headless in a profile into executed/<profile>/
 #   make bench                    speed benchmarks (ratios against a baseline run side by side)
+#   make release                  instructors: solutions/ -> assignments/ (the student release)
+#   make validate                 the solutions pass their tests, the release fails them
+#   make collect A=a1_... ZIP=f   an LMS download -> submitted/<student>/<A>/
+#   make autograde A=a1_...       grade submitted/*/<A> in parallel, sandboxed (JOBS=, GRADE_ARGS=)
+#   make feedback A=a1_...        feedback/<student>/<A>/*.html, without the hidden tests
+#   make grades                   grades.csv: one row per submission, one column per test cell
 #   make clean                    remove the environment, caches and executed copies (not data/)
 #
 # Overridable: PYTHON (the interpreter that makes the venv), VENV, TORCH_SPEC (how torch is
@@ -31,7 +37,7 @@ ifneq ($(SHARED_CIFAR),)
 export COURSE_CIFAR10 ?= $(abspath $(SHARED_CIFAR))
 endif
 
-.PHONY: lab test notebooks bench clean setup
+.PHONY: lab test notebooks bench clean setup release validate collect autograde feedback grades
 
 setup: $(STAMP)
 
@@ -55,6 +61,30 @@ notebooks: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/augment.py
 	$(BIN)/python benchmarks/losses.py
+
+GRADE := $(BIN)/python -m course_lib.grading
+A ?=
+JOBS ?=
+GRADE_ARGS ?=
+
+release: $(STAMP)
+	$(GRADE) release
+
+validate: $(STAMP)
+	$(GRADE) validate solutions/*/*.ipynb
+	! $(GRADE) validate assignments/*/*.ipynb >/dev/null && echo "the release fails its tests, as it should"
+
+collect: $(STAMP)
+	$(GRADE) collect $(A) $(ZIP)
+
+autograde: $(STAMP)
+	$(GRADE) autograde $(A) $(if $(JOBS),--jobs $(JOBS)) $(GRADE_ARGS)
+
+feedback: $(STAMP)
+	$(GRADE) feedback $(A)
+
+grades: $(STAMP)
+	$(GRADE) grades
 
 clean:
 	rm -rf $(VENV) executed .pytest_cache *.egg-info
