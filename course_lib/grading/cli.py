@@ -6,6 +6,7 @@
     autograde ID [--student S ...] [--jobs N] [--timeout S] [--no-sandbox]
     feedback  ID                        feedback/<student>/ID/*.html, hidden tests removed
     grades    [--out grades.csv]        one row per submission, one column per test cell
+    mutants   [ID ...]                  how many mutants of each solution the hidden tests kill
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="run student code without bubblewrap (it can then read the gradebook and solutions)")
     sub.add_parser("feedback").add_argument("id")
     sub.add_parser("grades").add_argument("--out", default=None)
+    sub.add_parser("mutants").add_argument("ids", nargs="*")
     return p
 
 
@@ -75,6 +77,15 @@ def main(argv=None) -> int:
             for r in rows:
                 print(f"{r['student']:24s} {r['assignment']:26s} {r['score']:6} / {r['max_score']:<4} {r['status']}")
             print(f"wrote {args.out or course.root / 'grades.csv'}")
+        elif args.step == "mutants":
+            from .mutants import kill_rates
+
+            for a in args.ids or course.assignments():
+                reports = kill_rates(course.source_dir / a / f"{a}.ipynb")
+                changed, killed = sum(r.changed for r in reports), sum(r.killed for r in reports)
+                print(f"{a}: {killed}/{changed} mutants killed ({100 * killed / max(changed, 1):.0f} %)")
+                for r in reports:
+                    print(f"  {r.function:28s} {r.killed:3d}/{r.changed:<3d} survivors: {'; '.join(r.survivors) or '-'}")
     except (GradingError, SandboxUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
