@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -78,32 +79,49 @@ def _submission_root(course, work: Path, assignment: str, student: str, cell_tim
     return root, env
 
 
+def _reason(log: str, returncode: int) -> str:
+    """The last exception nbgrader logged (its own summary lines say nothing)."""
+    found = re.findall(r"^\s*((?:[\w.]+\.)?\w*(?:Error|Exception|Exit|Timeout)\w*: .+)$", log, re.M)
+    return (found[-1].strip() if found else f"nbgrader exited with {returncode}")[:300]
+
+
+def _run_nbgrader(cmd, root, env, timeout):
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    try:
+        log, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # nbgrader and, through --die-with-parent, its kernel
+        proc.communicate()
+        return None, None
+    return proc.returncode, log
+
+
 def grade_one(course, assignment: str, student: str, work: Path, *, cell_timeout: int = 30,
               submission_timeout: int = 600, threads: int = 1, no_sandbox: bool = False,
               memory_gb: float = 8.0) -> Result:
-    """Autograde one submission in ``work`` (a fresh folder); nothing of the course is modified."""
+    """Autograde one submission in ``work`` (a fresh folder); nothing of the course is modified.
+
+    A kernel that did not start (a loaded machine) is given one more try.
+    """
     t0 = time.perf_counter()
     flags = scan_notebook(course.submitted_dir / student / assignment / f"{assignment}.ipynb",
                           course.release_dir / assignment / f"{assignment}.ipynb")
     root, env = _submission_root(course, work, assignment, student, cell_timeout, threads,
                                  no_sandbox, memory_gb)
     cmd = [_bin("nbgrader"), "autograde", assignment, "--student", student, "--force"]
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
-    try:
-        log, _ = proc.communicate(timeout=submission_timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # nbgrader and, through --die-with-parent, its kernel
-        proc.communicate()
-        return Result(student, assignment, "timeout", time.perf_counter() - t0,
-                      f"ran past the {submission_timeout} s limit of a submission", flags)
-    (work / "nbgrader.log").write_text(log)
     done = root / "autograded" / student / assignment / f"{assignment}.ipynb"
-    if proc.returncode != 0 or not done.exists():
-        lines = [ln for ln in log.splitlines() if "[AutogradeApp | ERROR]" in ln or "Error" in ln]
-        return Result(student, assignment, "error", time.perf_counter() - t0,
-                      (lines[-1] if lines else f"nbgrader exited with {proc.returncode}")[:300], flags)
-    return Result(student, assignment, "ok", time.perf_counter() - t0, "", flags)
+    for attempt in range(2):
+        rc, log = _run_nbgrader(cmd, root, env, submission_timeout)
+        if rc is None:
+            return Result(student, assignment, "timeout", time.perf_counter() - t0,
+                          f"ran past the {submission_timeout} s limit of a submission", flags)
+        (work / "nbgrader.log").write_text(log)
+        if rc == 0 and done.exists():
+            return Result(student, assignment, "ok", time.perf_counter() - t0, "", flags)
+        if not re.search(r"didn't respond|kernel_info|Kernel died before", log):
+            break
+    return Result(student, assignment, "error", time.perf_counter() - t0, _reason(log, rc), flags)
 
 
 def merge(course, result: Result, work: Path) -> None:
@@ -181,6 +199,9 @@ def autograde(course, assignment: str, students=None, *, jobs: int | None = None
         for i, r in enumerate(results):  # one writer: the gradebook is sqlite
             merge(course, r, tmp / str(i))
             (reports / f"{r.student}.json").write_text(json.dumps(asdict(r), indent=1))
+            log = tmp / str(i) / "nbgrader.log"
+            if r.status != "ok" and log.exists():
+                shutil.copy(log, reports / f"{r.student}.log")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return results

@@ -17,6 +17,7 @@ import copy
 import io
 import json
 import linecache
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,10 +178,25 @@ class Report:
     changed: int = 0
     killed: int = 0
     survivors: list = field(default_factory=list)
+    killed_mutants: list = field(default_factory=list)  # (label, source) of the killed ones
 
     @property
     def rate(self) -> float:
         return self.killed / self.changed if self.changed else 1.0
+
+
+def _copy(v):
+    """A deep copy that also takes non-leaf tensors (as fresh leaves with the same requires_grad)."""
+    if isinstance(v, torch.Tensor):
+        return v.detach().clone().requires_grad_(v.requires_grad and v.is_floating_point())
+    if isinstance(v, (list, tuple)):
+        return type(v)(_copy(x) for x in v)
+    if isinstance(v, dict):
+        return {k: _copy(x) for k, x in v.items()}
+    try:
+        return copy.deepcopy(v)
+    except Exception:
+        return v
 
 
 def _calls(setup: str, answer: str, test: str, fn: str) -> list:
@@ -190,7 +206,7 @@ def _calls(setup: str, answer: str, test: str, fn: str) -> list:
 
     def record(*args, **kw):
         if len(calls) < 40:
-            calls.append(copy.deepcopy((args, kw)))
+            calls.append(_copy((args, kw)))
         return real(*args, **kw)
 
     record.__wrapped__ = real
@@ -205,7 +221,7 @@ def _calls(setup: str, answer: str, test: str, fn: str) -> list:
 def _outputs(ns, fn, calls):
     out = []
     for args, kw in calls:
-        args, kw = copy.deepcopy((args, kw))
+        args, kw = _copy((args, kw))
         try:
             result = ns[fn](*args, **kw)
             out.append(_signature(result) + _signature(list(args)) + _signature(kw))
@@ -219,6 +235,7 @@ def kill_report(notebook, function: str) -> Report:
     nb = json.loads(Path(notebook).read_text())
     ids = cells_by_id(nb)
     setup, answer, test = ids.get("setup", ""), ids[function], ids[f"test_{function}"]
+    run_cells([setup, answer, test])  # the solution passes its own tests, or no kill means anything
     calls = _calls(setup, answer, test, function)
     reference = _outputs(run_cells([setup, answer]), function, calls)
     report = Report(function)
@@ -239,12 +256,28 @@ def kill_report(notebook, function: str) -> Report:
             report.survivors.append(label)
         except Exception:
             report.killed += 1
+            report.killed_mutants.append((label, src))
     return report
+
+
+@contextlib.contextmanager
+def _as_in_a_kernel():
+    """The tests' check that no reference library is loaded reads sys.modules: this process has
+    course_lib loaded (it runs this code), a grading kernel has not. Hide them while tests run."""
+    hidden = {k: v for k, v in sys.modules.items()
+              if k.split(".")[0] in ("course_lib", "pytorch_metric_learning", "lightly")}
+    for k in hidden:
+        del sys.modules[k]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        sys.modules.update(hidden)
 
 
 def kill_rates(notebook) -> list[Report]:
     """:func:`kill_report` for every graded function of a solutions notebook (tests' prints hidden)."""
     nb = json.loads(Path(notebook).read_text())
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _as_in_a_kernel():
         return [kill_report(notebook, f) for f in graded_functions(nb)]
