@@ -14,7 +14,9 @@ OUTSIDE = re.compile(r"COURSE\.md|\.\./shared|/work/shared")
 def _texts():
     for path in sorted((ROOT / "course_lib").rglob("*.py")):
         yield path.relative_to(ROOT), path.read_text()
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+    notebooks = [*(ROOT / "notebooks").glob("*.ipynb"), *(ROOT / "solutions").glob("*/*.ipynb"),
+                 *(ROOT / "assignments").glob("*/*.ipynb")]
+    for path in sorted(notebooks):
         nb = nbformat.read(path, as_version=4)
         for i, cell in enumerate(nb.cells):
             yield f"{path.name} cell {i}", cell.source
