@@ -20,7 +20,6 @@ from course_lib.grading.mutants import cells_by_id, kill_rates
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
 HOSTILE_ON = "a3_infonce_simclr_moco"
-pytestmark = [pytest.mark.xdist_group("autograde")]
 
 # the kinds of plausible bug, as the mutation labels name them
 BUGS = {
@@ -178,7 +177,7 @@ def graded(tmp_path_factory):
     return course, subs, results, rows, pages
 
 
-def test_every_submission_gets_exactly_the_points_it_earns(graded):
+def check_every_submission_gets_exactly_the_points_it_earns(graded):
     course, subs, results, rows, _ = graded
     assert set(rows) == set(subs), "every submission has a row in the grades"
     wrong = {}
@@ -189,13 +188,13 @@ def test_every_submission_gets_exactly_the_points_it_earns(graded):
     assert not wrong, wrong
 
 
-def test_the_batch_survives_every_hostile_submission(graded):
+def check_the_batch_survives_every_hostile_submission(graded):
     _, subs, results, rows, _ = graded
     assert all(r.status == "ok" for r in results.values()), {s: r.reason for s, r in results.items() if r.status != "ok"}
     assert rows["a3-solution"]["score"] == rows["a3-solution"]["max_score"] > 0
 
 
-def test_the_sandbox_kept_the_gradebook_solutions_and_network_out(graded):
+def check_the_sandbox_kept_the_gradebook_solutions_and_network_out(graded):
     course, *_ = graded
     nb = _load(course.autograded_dir / "hostile-nosy" / HOSTILE_ON / f"{HOSTILE_ON}.ipynb")
     text = "".join("".join(o.get("text", "")) for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"])
@@ -203,7 +202,7 @@ def test_the_sandbox_kept_the_gradebook_solutions_and_network_out(graded):
     assert len(json.dumps(nb)) < 300_000, "megabytes of output were capped"
 
 
-def test_review_flags_point_at_the_hostile_submissions(graded):
+def check_review_flags_point_at_the_hostile_submissions(graded):
     _, _, _, rows, _ = graded
     assert "replaces torch.allclose" in rows["hostile-monkeypatch"]["review"]
     assert "course's reference" in rows["hostile-reference"]["review"]
@@ -211,7 +210,7 @@ def test_review_flags_point_at_the_hostile_submissions(graded):
     assert rows["a1-solution"]["review"] == ""
 
 
-def test_feedback_and_autograded_notebooks_hold_no_hidden_test(graded):
+def check_feedback_and_autograded_notebooks_hold_no_hidden_test(graded):
     course, subs, _, _, pages = graded
     secrets = set()
     for a in ASSIGNMENTS:
@@ -230,3 +229,13 @@ def test_feedback_and_autograded_notebooks_hold_no_hidden_test(graded):
             assert not hidden_markers(text), path
             leaked = [s for s in secrets if s in text]
             assert not leaked, (path, leaked[:3])
+
+
+def test_autograde_end_to_end(graded):
+    """One test over one grading run (it takes minutes: a module fixture would run once per xdist
+    worker that gets one of several tests)."""
+    check_every_submission_gets_exactly_the_points_it_earns(graded)
+    check_the_batch_survives_every_hostile_submission(graded)
+    check_the_sandbox_kept_the_gradebook_solutions_and_network_out(graded)
+    check_review_flags_point_at_the_hostile_submissions(graded)
+    check_feedback_and_autograded_notebooks_hold_no_hidden_test(graded)
