@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require_sandbox
 from course_lib.grading import Course
 from course_lib.grading.course import hidden_markers
 from course_lib.grading.mutants import cells_by_id, graded_functions, kill_rates
@@ -125,3 +126,34 @@ def test_the_solutions_agree_with_the_course_reference(a):
                 assert float(diff.abs().max()) < 1e-6, fn
             compared += 1
     assert compared >= 2
+
+
+def test_collect_files_an_lms_download_under_each_student(fresh_release, tmp_path):
+    """A Canvas zip (files named after the login) and a Moodle folder end up in submitted/."""
+    import zipfile
+
+    a = "a1_distances_contrastive"
+    notebook = (fresh_release.release_dir / a / f"{a}.ipynb").read_text()
+    archive = tmp_path / "canvas.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr(f"smithjane_1234_5678_{a}.ipynb", notebook)
+        z.writestr(f"doejohn_late_2345_6789_{a}-1.ipynb", notebook)
+    moodle = tmp_path / "moodle" / "Ada Lovelace_4711_assignsubmission_file_"
+    moodle.mkdir(parents=True)
+    (moodle / f"{a}.ipynb").write_text(notebook)
+    students = fresh_release.collect(a, [archive, tmp_path / "moodle"])
+    assert students == ["4711", "doejohn", "smithjane"]
+    for s in students:
+        assert (fresh_release.submitted_dir / s / a / f"{a}.ipynb").read_text() == notebook
+
+
+def test_a_submission_past_its_time_limit_is_recorded_with_zero_and_its_reason(fresh_release):
+    require_sandbox()
+    a = "a3_infonce_simclr_moco"
+    d = fresh_release.submitted_dir / "slowpoke" / a
+    d.mkdir(parents=True)
+    shutil.copy(ROOT / "solutions" / a / f"{a}.ipynb", d / f"{a}.ipynb")
+    (result,) = fresh_release.autograde(a, ["slowpoke"], jobs=1, submission_timeout=2)
+    assert result.status == "timeout" and "2 s limit" in result.reason
+    row = next(r for r in fresh_release.grades() if r["student"] == "slowpoke")
+    assert row["score"] == 0 and row["status"] == "timeout" and "2 s limit" in row["review"]

@@ -65,7 +65,7 @@ def _test_cell(source, outputs=()):
     return cell
 
 
-def _run_token_check(printed: bool, error: bool = False):
+def _run_token_check(printed: bool, error: bool = False, before: str = "ok\n"):
     nb = new_notebook(cells=[_test_cell("assert f(1) == 2\n### BEGIN HIDDEN TESTS\nassert f(2) == 4\n### END HIDDEN TESTS")])
     resources = {}
     nb, resources = ArmTests().preprocess(nb, resources)
@@ -74,7 +74,7 @@ def _run_token_check(printed: bool, error: bool = False):
     assert armed.startswith("assert f(1) == 2") and token.startswith("course-grader-")
     outs = []
     if printed:
-        outs.append(nbformat.v4.new_output("stream", name="stdout", text=f"ok\n{token}\n"))
+        outs.append(nbformat.v4.new_output("stream", name="stdout", text=f"{before}{token}\n"))
     if error:
         outs.append(nbformat.v4.new_output("error", ename="AssertionError", evalue="f(2) should be 4",
                                            traceback=["File <cell>, line 3", "assert f(2) == 4  # hidden"]))
@@ -88,6 +88,13 @@ def test_a_test_cell_that_ran_to_its_end_keeps_its_outputs_without_the_token():
     cell, token = _run_token_check(printed=True)
     assert cell.source == "assert f(1) == 2" and token not in json.dumps(cell)
     assert [o.output_type for o in cell.outputs] == ["stream"] and cell.outputs[0].text == "ok\n"
+
+
+def test_a_long_output_is_capped_without_costing_the_cell_its_points():
+    """A student's debug print inside a graded function must not push the token out of the cap."""
+    cell, _ = _run_token_check(printed=True, before="x" * 100_000 + "\n")
+    assert not [o for o in cell.outputs if o.output_type == "error"]
+    assert len(cell.outputs[0].text) < 21_000 and cell.outputs[0].text.endswith("truncated by the grader ...\n")
 
 
 def test_a_test_cell_without_its_token_fails():
@@ -141,6 +148,17 @@ def test_without_bubblewrap_the_grader_refuses_unless_told(tmp_path, monkeypatch
     spec = sandbox.write_kernelspec(tmp_path / "k", tmp_path, no_sandbox=True)
     kernel = json.loads((spec / "kernels" / sandbox.KERNEL_NAME / "kernel.json").read_text())
     assert "NOT sandboxed" in kernel["display_name"] and kernel["interrupt_mode"] == "message"
+
+
+def test_without_bubblewrap_autograde_refuses_before_grading_anyone(tmp_path, monkeypatch):
+    from course_lib.grading import Course
+
+    (tmp_path / "nbgrader_config.py").write_text("")
+    (tmp_path / "submitted" / "alice" / "a1").mkdir(parents=True)
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    with pytest.raises(sandbox.SandboxUnavailable, match="bubblewrap"):
+        Course(tmp_path).autograde("a1")
+    assert not (tmp_path / "gradebook.db").exists() and not (tmp_path / "grading-reports").exists()
 
 
 def test_mutants_make_the_mistakes_students_make():

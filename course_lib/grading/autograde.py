@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .config import COURSE_ID
-from .sandbox import KERNEL_NAME, write_kernelspec
+from .sandbox import KERNEL_NAME, require_sandbox, write_kernelspec
 from .scan import scan_notebook
 
 WORKER_CONFIG = """\
@@ -79,6 +79,12 @@ def _submission_root(course, work: Path, assignment: str, student: str, cell_tim
     return root, env
 
 
+def review_flags(course, assignment: str, student: str) -> list[str]:
+    """:func:`~course_lib.grading.scan.scan_notebook` of one submission against the release."""
+    return scan_notebook(course.submitted_dir / student / assignment / f"{assignment}.ipynb",
+                         course.release_dir / assignment / f"{assignment}.ipynb")
+
+
 def _reason(log: str, returncode: int) -> str:
     """The last exception nbgrader logged (its own summary lines say nothing)."""
     found = re.findall(r"^\s*((?:[\w.]+\.)?\w*(?:Error|Exception|Exit|Timeout)\w*: .+)$", log, re.M)
@@ -99,14 +105,14 @@ def _run_nbgrader(cmd, root, env, timeout):
 
 def grade_one(course, assignment: str, student: str, work: Path, *, cell_timeout: int = 30,
               submission_timeout: int = 600, threads: int = 1, no_sandbox: bool = False,
-              memory_gb: float = 8.0) -> Result:
+              memory_gb: float = 8.0, flags=None) -> Result:
     """Autograde one submission in ``work`` (a fresh folder); nothing of the course is modified.
 
-    A kernel that did not start (a loaded machine) is given one more try.
+    A kernel that did not start (a loaded machine) is given one more try. ``flags``: the review
+    flags, when already read (:func:`review_flags`).
     """
     t0 = time.perf_counter()
-    flags = scan_notebook(course.submitted_dir / student / assignment / f"{assignment}.ipynb",
-                          course.release_dir / assignment / f"{assignment}.ipynb")
+    flags = review_flags(course, assignment, student) if flags is None else flags
     root, env = _submission_root(course, work, assignment, student, cell_timeout, threads,
                                  no_sandbox, memory_gb)
     cmd = [_bin("nbgrader"), "autograde", assignment, "--student", student, "--force"]
@@ -173,11 +179,15 @@ def autograde(course, assignment: str, students=None, *, jobs: int | None = None
     Returns one :class:`Result` per submission, in the order of ``students``; writes each one's
     report to ``grading-reports/<assignment>/<student>.json``.
     """
+    require_sandbox(no_sandbox)  # before any submission: a missing sandbox is not 0 points for all
     course.ensure_released(assignment)
     students = list(students) if students is not None else course.submissions(assignment)
     cores = os.cpu_count() or 1
     jobs = max(1, min(jobs or cores, len(students) or 1))
     threads = max(1, cores // jobs)
+    # read in this thread: CPython 3.11's ast is not thread-safe ("AST constructor recursion depth
+    # mismatch" when worker threads parse at once)
+    flags = {s: review_flags(course, assignment, s) for s in students}
     tmp = Path(tempfile.mkdtemp(prefix="cg-"))  # short: unix socket paths must fit in 108 bytes
     try:
         def run(i_student):
@@ -185,9 +195,9 @@ def autograde(course, assignment: str, students=None, *, jobs: int | None = None
             try:
                 r = grade_one(course, assignment, student, tmp / str(i), cell_timeout=cell_timeout,
                               submission_timeout=submission_timeout, threads=threads,
-                              no_sandbox=no_sandbox, memory_gb=memory_gb)
+                              no_sandbox=no_sandbox, memory_gb=memory_gb, flags=flags[student])
             except Exception as e:  # a broken submission folder must not stop the batch
-                r = Result(student, assignment, "error", 0.0, f"{type(e).__name__}: {e}")
+                r = Result(student, assignment, "error", 0.0, f"{type(e).__name__}: {e}", flags[student])
             if progress:
                 progress(r)
             return r

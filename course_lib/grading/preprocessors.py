@@ -46,6 +46,11 @@ def strip_hidden(source: str) -> str:
     return HIDDEN.sub("", source).rstrip("\n")
 
 
+def error_output(ename: str, evalue: str) -> NotebookNode:
+    """An error output as the kernel would give it (nbgrader scores a cell holding one as 0)."""
+    return NotebookNode(output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
 def _grade_id(cell):
     return cell.metadata.get("nbgrader", {}).get("grade_id")
 
@@ -97,11 +102,9 @@ class SafeExecute(Execute):
         except DeadKernelError:
             self._dead = True
             self.log.warning("the kernel died in cell %d: the cells after it are not run", index)
-            cell.outputs.append(NotebookNode(
-                output_type="error", ename="DeadKernelError",
-                evalue="the kernel died while running this cell (os._exit, a crash, or the sandbox's "
-                       "memory or CPU limit); the cells below were not run",
-                traceback=["DeadKernelError: the kernel died while running this cell"]))
+            cell.outputs.append(error_output(
+                "DeadKernelError", "the kernel died while running this cell (os._exit, a crash, or "
+                "the sandbox's memory or CPU limit); the cells below were not run"))
             return cell, resources
 
 
@@ -122,27 +125,24 @@ class CheckTests(NbGraderPreprocessor):
     max_chars = Integer(20_000, help="longest text of one output").tag(config=True)
 
     def preprocess_cell(self, cell, resources, index):
-        armed = resources.get(_KEY, {})
-        if cell.cell_type == "code":
-            for out in cell.get("outputs", []):
-                if out.get("output_type") == "stream" and len(out.text) > self.max_chars:
-                    out.text = out.text[: self.max_chars] + "\n... output truncated by the grader ...\n"
-        if index not in armed:
+        if cell.cell_type != "code":
             return cell, resources
-        token, source = armed[index]
-        cell.source = source
-        seen = False
+        armed = resources.get(_KEY, {}).get(index)
+        if armed:  # the token first: capping a long output must not cut it off
+            token, cell.source = armed
+            seen = False
+            for out in cell.outputs:
+                if out.get("output_type") == "stream" and token in out.text:
+                    seen = True
+                    out.text = out.text.replace(token + "\n", "").replace(token, "")
+            cell.outputs = [o for o in cell.outputs if not (o.get("output_type") == "stream" and not o.text)]
+            if not seen and not any(o.get("output_type") == "error" for o in cell.outputs):
+                cell.outputs.append(error_output(
+                    "GradingError", "the tests of this cell did not run to their end (the kernel died "
+                    "or timed out, or the submission interfered with the tests)"))
         for out in cell.outputs:
-            if out.get("output_type") == "stream" and token in out.text:
-                seen = True
-                out.text = out.text.replace(token + "\n", "").replace(token, "")
-        cell.outputs = [o for o in cell.outputs if not (o.get("output_type") == "stream" and not o.text)]
-        if not seen and not any(o.get("output_type") == "error" for o in cell.outputs):
-            cell.outputs.append(NotebookNode(
-                output_type="error", ename="GradingError",
-                evalue="the tests of this cell did not run to their end (the kernel died or timed "
-                       "out, or the submission interfered with the tests)",
-                traceback=["GradingError: the tests of this cell did not run to their end"]))
+            if out.get("output_type") == "stream" and len(out.text) > self.max_chars:
+                out.text = out.text[: self.max_chars] + "\n... output truncated by the grader ...\n"
         return cell, resources
 
 

@@ -56,6 +56,14 @@ def bwrap_problem() -> str | None:
     return None
 
 
+def require_sandbox(no_sandbox: bool = False) -> None:
+    """Raise :class:`SandboxUnavailable` unless bwrap works here or ``no_sandbox`` is given."""
+    problem = None if no_sandbox else bwrap_problem()
+    if problem:
+        raise SandboxUnavailable(problem + "\n(to grade without confinement, which lets "
+                                 "submissions read the gradebook and solutions, pass --no-sandbox)")
+
+
 def _system_binds() -> list[str]:
     """Read-only binds of the system directories (symlinks such as Debian's /bin -> usr/bin kept)."""
     args: list[str] = []
@@ -112,11 +120,8 @@ def write_kernelspec(dest: str | os.PathLike, socket_dir: str | os.PathLike, *, 
     manager must use the ``ipc`` transport with sockets in ``socket_dir`` (see ``grader_config``).
     Raises :class:`SandboxUnavailable` unless bwrap works here or ``no_sandbox`` is given.
     """
+    require_sandbox(no_sandbox)
     if not no_sandbox:
-        problem = bwrap_problem()
-        if problem:
-            raise SandboxUnavailable(problem + "\n(to grade without confinement, which lets "
-                                     "submissions read the gradebook and solutions, pass --no-sandbox)")
         confine = " ".join(shlex.quote(a) for a in bwrap_command(socket_dir))
         confine += ' --bind "$here" "$here" --chdir "$here" -- '
     else:
