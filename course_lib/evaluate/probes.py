@@ -109,3 +109,20 @@ def linear_probe(
 
 
 __all__ = ["knn_accuracy", "linear_probe"]
+
+
+def frozen_scores(encoder, train_images, train_labels, test_images, test_labels, normalize_input: bool = True,
+                  k: int = 200, temperature: float = 0.1) -> dict:
+    """``{"kNN": ..., "linear probe": ...}`` of a frozen encoder: the two numbers every chapter reports.
+
+    ``encoder``: ``(B, C, H, W) -> (B, D)`` (a module or a callable such as a pretext task's
+    ``encode``); images uint8 ``(N, H, W, 3)``, fed as :func:`extract_features` does (CIFAR-normalised
+    unless ``normalize_input=False``, then in [0, 1]). kNN with ``k``/``temperature`` over the
+    training features as the bank; the linear probe of :func:`linear_probe`.
+    """
+    from .features import extract_features
+
+    h_train = extract_features(encoder, train_images, normalize_input=normalize_input)  # (N, D)
+    h_test = extract_features(encoder, test_images, normalize_input=normalize_input)    # (M, D)
+    return {"kNN": knn_accuracy(h_train, train_labels, h_test, test_labels, k=k, temperature=temperature),
+            "linear probe": linear_probe(h_train, train_labels, h_test, test_labels)}
