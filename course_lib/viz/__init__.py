@@ -10,7 +10,8 @@ CIFAR-10 statistics. Tensors may live on any device.
 
 Modules by topic: :mod:`~course_lib.viz.style` (the course's look), :mod:`~course_lib.viz.images`
 (grids, retrievals), :mod:`~course_lib.viz.embeddings` (2-D maps, snapshots while training),
-:mod:`~course_lib.viz.curves` (training curves, bars, ROC), :mod:`~course_lib.viz.metric` (margins,
+:mod:`~course_lib.viz.curves` (training curves, bars, ROC), :mod:`~course_lib.viz.pretext` and
+:mod:`~course_lib.viz.reconstruction` (chapter 05's tasks), :mod:`~course_lib.viz.metric` (margins,
 angular decision regions), :mod:`~course_lib.viz.widgets` (sliders, live figures) and
 :mod:`~course_lib.viz.source` (:func:`show_source`: a library function's code in a notebook).
 
@@ -32,6 +33,8 @@ from .style import (
 from .widgets import margin_explorer, show_live
 from .ssl import cross_correlation, cross_correlation_stats, model_cross_correlation, plot_collapse, plot_cross_correlation  # noqa: E402,F401  (chapter 08)
 from .augmentations import augmentation_stages, gallery_views, show_augmentation_gallery  # noqa: E402,F401  (chapter 06)
+from .pretext import show_clusters, show_context_pair, show_jigsaw, show_rotations  # noqa: E402,F401  (chapter 05)
+from .reconstruction import show_ab_bins, show_reconstructions  # noqa: E402,F401  (chapter 05)
 
 __all__ = [
     "COURSE_STYLE", "use_course_style", "to_display", "show_images", "show_class_grid",
