@@ -13,12 +13,13 @@ Each task is a :class:`PretextTask` (``backbone`` + the task's head / decoder) w
 from .common import Encoder, PretextTask, encoder, pretext_step
 from .rotation import RotationConfig, RotationTask, rotate_batch
 from .jigsaw import JigsawConfig, JigsawTask, jigsaw_permutations, make_jigsaw, min_hamming
-from .context import ContextConfig, ContextTask, context_pairs
-from .colorization import (ColorizationConfig, ColorizationTask, ab_bins, annealed_mean, colorize, quantize_ab,
-                           rebalancing_weights, soft_encode)
-from .inpainting import InpaintingConfig, InpaintingTask, inpaint, random_block_mask
-from .masked import MaskedReconstructionConfig, MaskedReconstructionTask, random_patch_mask, reconstruct
-from .clustering import AutoencoderConfig, AutoencoderTask, DeepClusterConfig, DeepClusterTask, kmeans
+from .context import NEIGHBOURS, ContextConfig, ContextTask, context_pairs
+from .colorization import (ColorizationConfig, ColorizationTask, ab_bins, ab_histogram, annealed_mean, bin_counts,
+                           colorize, in_gamut, quantize_ab, rebalancing_weights, soft_encode)
+from .inpainting import InpaintingConfig, InpaintingTask, feature_map, inpaint, masked_mse, random_block_mask
+from .masked import MaskedReconstructionConfig, MaskedReconstructionTask, patch_normalize, random_patch_mask, reconstruct
+from .clustering import (AutoencoderConfig, AutoencoderTask, DeepClusterConfig, DeepClusterTask, kmeans, pca_whiten,
+                         split_empty_clusters)
 from ..color import lab_to_rgb, rgb_to_lab  # the public API names them here too (chapter 05 uses Lab)
 from .runs import score_task, train_pretext
 
@@ -26,10 +27,10 @@ __all__ = [
     "PretextTask", "Encoder", "encoder", "pretext_step", "train_pretext", "score_task",
     "rotate_batch", "RotationTask", "RotationConfig",
     "jigsaw_permutations", "min_hamming", "make_jigsaw", "JigsawTask", "JigsawConfig",
-    "context_pairs", "ContextTask", "ContextConfig",
-    "rgb_to_lab", "lab_to_rgb", "ab_bins", "quantize_ab", "soft_encode", "rebalancing_weights", "annealed_mean",
+    "context_pairs", "NEIGHBOURS", "ContextTask", "ContextConfig",
+    "rgb_to_lab", "lab_to_rgb", "ab_bins", "ab_histogram", "in_gamut", "bin_counts", "quantize_ab", "soft_encode", "rebalancing_weights", "annealed_mean",
     "colorize", "ColorizationTask", "ColorizationConfig",
-    "random_block_mask", "inpaint", "InpaintingTask", "InpaintingConfig",
-    "random_patch_mask", "reconstruct", "MaskedReconstructionTask", "MaskedReconstructionConfig",
-    "kmeans", "AutoencoderTask", "AutoencoderConfig", "DeepClusterTask", "DeepClusterConfig",
+    "random_block_mask", "masked_mse", "feature_map", "inpaint", "InpaintingTask", "InpaintingConfig",
+    "random_patch_mask", "patch_normalize", "reconstruct", "MaskedReconstructionTask", "MaskedReconstructionConfig",
+    "kmeans", "split_empty_clusters", "pca_whiten", "AutoencoderTask", "AutoencoderConfig", "DeepClusterTask", "DeepClusterConfig",
 ]

@@ -126,12 +126,28 @@ def soft_encode(ab: torch.Tensor, bins: torch.Tensor, k: int = 5, sigma: float =
     return z.permute(0, 3, 1, 2)
 
 
-def bin_counts(images, bins: torch.Tensor) -> torch.Tensor:
-    """How many pixels of ``images`` have each bin as their nearest: ``(Q,)`` int64."""
+def bin_counts(images, bins: torch.Tensor, grid: Optional[float] = None) -> torch.Tensor:
+    """How many pixels of ``images`` have each bin as their nearest: ``(Q,)`` int64.
+
+    With ``grid`` (``bins`` a subset of :func:`grid_centres`) a pixel in a kept cell is counted for
+    that cell's bin directly (its own centre is the nearest grid point) and only the others are
+    searched: the same counts, several times faster.
+    """
     counts = torch.zeros(len(bins), dtype=torch.long)
+    if grid is not None:
+        r = int(AB_MAX // grid)
+        k = 2 * r + 1
+        cell_of_bin = ((torch.round(bins.double() / grid).long() + r) * torch.tensor([k, 1])).sum(1)  # (Q,)
+        lut = torch.full((k * k,), -1, dtype=torch.long)
+        lut[cell_of_bin] = torch.arange(len(bins))
     for ab in _ab_pixels(images, chunk=64):
-        q = quantize_ab(ab.T.reshape(1, 2, 1, -1), bins).reshape(-1)  # (n,)
-        counts += torch.bincount(q.cpu(), minlength=len(bins))
+        q = torch.full((len(ab),), -1, dtype=torch.long)
+        if grid is not None:
+            idx = (torch.round(ab / grid).long() + r).clamp(0, k - 1)  # (n, 2)
+            q = lut[(idx[:, 0] * k + idx[:, 1]).cpu()]
+        rest = q < 0
+        q[rest] = quantize_ab(ab[rest.to(ab.device)].T.reshape(1, 2, 1, -1), bins).reshape(-1).cpu()
+        counts += torch.bincount(q, minlength=len(bins))
     return counts
 
 
@@ -235,7 +251,7 @@ class ColorizationTask(PretextTask):
         """The task with bins and rebalancing weights from ``images`` (uint8 ``(N, H, W, 3)``)."""
         c = config or ColorizationConfig()
         bins = ab_bins(images, c.grid, c.min_count)
-        weights = rebalancing_weights(bin_counts(images, bins), c.lam, c.sigma, bins=bins)
+        weights = rebalancing_weights(bin_counts(images, bins, c.grid), c.lam, c.sigma, bins=bins)
         return cls(backbone, c, bins, weights)
 
     def extra_repr(self) -> str:
