@@ -27,6 +27,7 @@ modules) per subject; every public name is importable from the top of its packag
                bars, ROC), ``metric`` (margins, angular regions), ``widgets``, ``source`` (``show_source``),
                ``style``
 ``report``     the slides' claims judged on this run; tables beside the reference run
+``zoo``        every chapter's saved encoder (``save_encoder`` / ``load_encoder``), small stand-ins, one score table
 ``_checks``    (private) the input checks every public function uses: one wording for every error
 =============  ==========================================================================================
 """
@@ -34,6 +35,6 @@ from .config import (
     PROFILE, PROFILES, check_environment, checkpoint_dir, checkpoint_path, data_dir, describe,
     get_device, pick, set_seed,
 )
-from . import config, data, augment, color, distances, losses, mining, models, train, evaluate, viz, report
+from . import config, data, augment, color, distances, losses, mining, models, train, evaluate, viz, report, zoo
 
 __version__ = "0.2.0"  # the Colab cells install the tag v<this>; a test keeps them in step

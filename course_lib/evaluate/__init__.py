@@ -1,7 +1,7 @@
 """How good is a representation? Features of a frozen encoder, scored the way the papers score them.
 
 * :func:`extract_features`: images → features ``(N, D)`` of a frozen model (eval mode, no grad);
-* :func:`knn_accuracy`: weighted kNN classification (Wu et al., 2018), the SSL papers' monitor;
+* :func:`knn_predict`, :func:`knn_accuracy`: weighted kNN classification (Wu et al., 2018), the SSL papers' monitor;
 * :func:`linear_probe`: logistic regression on frozen features (the "linear evaluation protocol");
 * :func:`frozen_scores`: both of them for one encoder, as every chapter's table reports them;
 * :func:`recall_at_k`, :func:`map_at_r`: retrieval, as in metric learning (Musgrave et al., 2020);
@@ -25,13 +25,13 @@ from . import features, fewshot, monitors, probes, quality, retrieval
 from .features import extract_features, pixel_features
 from .fewshot import few_shot_accuracy, few_shot_episodes
 from .monitors import KNNMonitor, RetrievalMonitor, knn_monitor
-from .probes import frozen_scores, knn_accuracy, linear_probe
+from .probes import frozen_scores, knn_accuracy, knn_predict, linear_probe
 from .quality import cluster_scores, invariance_ratio
 from .retrieval import map_at_r, recall_at_k, verification_roc
 from .collapse import CollapseMonitor, feature_std  # chapter 08: the collapse measure (SimSiam)
 
 __all__ = [
-    "extract_features", "pixel_features", "frozen_scores", "knn_accuracy", "linear_probe", "recall_at_k", "map_at_r",
+    "extract_features", "pixel_features", "frozen_scores", "knn_accuracy", "knn_predict", "linear_probe", "recall_at_k", "map_at_r",
     "verification_roc", "invariance_ratio", "cluster_scores", "KNNMonitor", "knn_monitor",
     "RetrievalMonitor", "few_shot_episodes", "few_shot_accuracy", "feature_std", "CollapseMonitor",
 ]

@@ -11,6 +11,49 @@ from .. import _checks as check
 from .features import ArrayLike
 
 
+def knn_predict(
+    train_features: ArrayLike,
+    train_labels: ArrayLike,
+    test_features: ArrayLike,
+    k: int = 200,
+    temperature: float = 0.1,
+    batch_size: Optional[int] = None,
+    device=None,
+) -> torch.Tensor:
+    """ŷ = argmax_c Σ_{i ∈ N_k(x)} exp(s_i / τ) · [y_i = c]: weighted kNN (Wu et al., 2018, InstDisc).
+
+    s_i = cos(f(x), f(x_i)) over the L2-normalised features; N_k(x) are the k most similar
+    training ("bank") features. This is the kNN monitor of InstDisc, MoCo and most SSL papers
+    (k = 200, τ = 0.1). ``k`` is capped at the bank size. The weights are computed as
+    exp((s_i − s_1)/τ), the same vote up to a factor per query, so a small τ cannot overflow.
+    Ties in the vote go to the smaller class id.
+
+    Shapes: train ``(N, D)``, ``(N,)``; test ``(M, D)``. Returns the predicted classes ``(M,)`` int64
+    on the CPU. The test set is processed in chunks of ``batch_size`` rows (default: about 16 M
+    similarities per chunk), so 10 000 queries against a 50 000 bank fit in memory.
+    """
+    bank = check.features(train_features, "train_features")
+    bank_y = check.labels(train_labels, len(bank), "train_labels").long()
+    queries = check.features(test_features, "test_features", bank.shape[1])
+    if len(bank) == 0 or len(queries) == 0:
+        raise ValueError("the kNN classifier needs at least one training and one test example")
+    if temperature <= 0 or k < 1:
+        raise ValueError(f"k must be >= 1 and temperature > 0, got k={k}, temperature={temperature}")
+    device = torch.device(device) if device is not None else bank.device
+    bank, bank_y, queries = F.normalize(bank.to(device), dim=1), bank_y.to(device), queries.to(device)  # (N, D), (N,)
+    k = min(k, len(bank))
+    n_classes = int(bank_y.max()) + 1
+    batch_size = batch_size or max(1, 2**24 // len(bank))
+    predictions = []
+    for start in range(0, len(queries), batch_size):
+        q = F.normalize(queries[start : start + batch_size], dim=1)  # (B, D)
+        s, idx = (q @ bank.T).topk(k, dim=1)  # (B, k) similarities, bank indices
+        w = torch.exp((s - s[:, :1]) / temperature)  # (B, k)  ∝ exp(s / τ)
+        votes = torch.zeros(len(q), n_classes, device=device).scatter_add_(1, bank_y[idx], w)  # (B, C)
+        predictions.append(votes.argmax(dim=1).cpu())
+    return torch.cat(predictions)
+
+
 def knn_accuracy(
     train_features: ArrayLike,
     train_labels: ArrayLike,
@@ -21,40 +64,13 @@ def knn_accuracy(
     batch_size: Optional[int] = None,
     device=None,
 ) -> float:
-    """ŷ = argmax_c Σ_{i ∈ N_k(x)} exp(s_i / τ) · [y_i = c]: weighted kNN (Wu et al., 2018, InstDisc).
-
-    s_i = cos(f(x), f(x_i)) over the L2-normalised features; N_k(x) are the k most similar
-    training ("bank") features. This is the kNN monitor of InstDisc, MoCo and most SSL papers
-    (k = 200, τ = 0.1). ``k`` is capped at the bank size. The weights are computed as
-    exp((s_i − s_1)/τ), the same vote up to a factor per query, so a small τ cannot overflow.
-    Ties in the vote go to the smaller class id.
-
-    Shapes: train ``(N, D)``, ``(N,)``; test ``(M, D)``, ``(M,)``. Returns the accuracy in [0, 1].
-    The test set is processed in chunks of ``batch_size`` rows (default: about 16 M similarities
-    per chunk), so 10 000 queries against a 50 000 bank fit in memory.
+    """The fraction of test examples whose weighted-kNN vote (:func:`knn_predict`, Wu et al., 2018)
+    is their label: a fraction in [0, 1]. Shapes: train ``(N, D)``, ``(N,)``; test ``(M, D)``, ``(M,)``.
     """
-    bank = check.features(train_features, "train_features")
-    bank_y = check.labels(train_labels, len(bank), "train_labels").long()
-    queries = check.features(test_features, "test_features", bank.shape[1])
-    query_y = check.labels(test_labels, len(queries), "test_labels").long()
-    if len(bank) == 0 or len(queries) == 0:
-        raise ValueError("knn_accuracy needs at least one training and one test example")
-    if temperature <= 0 or k < 1:
-        raise ValueError(f"k must be >= 1 and temperature > 0, got k={k}, temperature={temperature}")
-    device = torch.device(device) if device is not None else bank.device
-    bank, bank_y = F.normalize(bank.to(device), dim=1), bank_y.to(device)  # (N, D), (N,)
-    queries, query_y = queries.to(device), query_y.to(device)
-    k = min(k, len(bank))
-    n_classes = int(max(bank_y.max(), query_y.max())) + 1
-    batch_size = batch_size or max(1, 2**24 // len(bank))
-    correct = 0
-    for start in range(0, len(queries), batch_size):
-        q = F.normalize(queries[start : start + batch_size], dim=1)  # (B, D)
-        s, idx = (q @ bank.T).topk(k, dim=1)  # (B, k) similarities, bank indices
-        w = torch.exp((s - s[:, :1]) / temperature)  # (B, k)  ∝ exp(s / τ)
-        votes = torch.zeros(len(q), n_classes, device=device).scatter_add_(1, bank_y[idx], w)  # (B, C)
-        correct += (votes.argmax(dim=1) == query_y[start : start + batch_size]).sum().item()
-    return correct / len(queries)
+    queries = check.features(test_features, "test_features")
+    query_y = check.labels(test_labels, len(queries), "test_labels").long().cpu()
+    predicted = knn_predict(train_features, train_labels, queries, k, temperature, batch_size, device)
+    return (predicted == query_y).double().mean().item()
 
 
 def linear_probe(
@@ -108,7 +124,7 @@ def linear_probe(
     return (acc, linear) if return_classifier else acc
 
 
-__all__ = ["knn_accuracy", "linear_probe"]
+__all__ = ["knn_predict", "knn_accuracy", "linear_probe", "frozen_scores"]
 
 
 def frozen_scores(encoder, train_images, train_labels, test_images, test_labels, normalize_input: bool = True,

@@ -35,6 +35,7 @@ from .ssl import cross_correlation, cross_correlation_stats, model_cross_correla
 from .augmentations import augmentation_stages, gallery_views, show_augmentation_gallery  # noqa: E402,F401  (chapter 06)
 from .pretext import show_clusters, show_context_pair, show_jigsaw, show_rotations  # noqa: E402,F401  (chapter 05)
 from .reconstruction import show_ab_bins, show_reconstructions  # noqa: E402,F401  (chapter 05)
+from .compare import map_coordinates, plot_confusions, plot_maps  # noqa: E402,F401  (chapter 09)
 
 __all__ = [
     "COURSE_STYLE", "use_course_style", "to_display", "show_images", "show_class_grid",
