@@ -41,5 +41,6 @@ __all__ = [
     "COURSE_STYLE", "use_course_style", "to_display", "show_images", "show_class_grid",
     "show_retrievals", "nearest_neighbours", "embed_2d", "plot_embedding_2d", "plot_history",
     "plot_bars", "plot_circle_regions", "show_live", "plot_embedding_snapshots", "plot_roc",
-    "margin_summary", "plot_margin", "margin_explorer", "show_source",
+    "margin_summary", "plot_margin", "margin_explorer", "show_source", "embedding_explorer",
 ]
+from .explorer import embedding_explorer  # noqa: E402,F401  (chapter 09)
