@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The system packages the course's tests and instructors need, beyond Python (Debian/Ubuntu).
 #   bubblewrap   the sandbox of the grading kernel (python -m course_lib.grading autograde)
+#   chromium     the headless browser of tests/test_browser.py (the widgets clicked in JupyterLab)
 # Run as root, or with sudo available. Safe to run again: installs only what is missing.
 set -euo pipefail
-packages=(bubblewrap)
+packages=(bubblewrap chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
