@@ -1,4 +1,4 @@
-"""The margin slider works with both widget APIs: ipywidgets 7 (what Colab ships and its front end
+"""The margin slider and the embedding explorer work with both widget APIs: ipywidgets 7 (what Colab ships and its front end
 renders, googlecolab/colabtools#3020, #4525) and ipywidgets 8 (JupyterLab 4, installed here).
 
 ipywidgets 7 is installed with ``pip --no-deps --target`` into a folder of the pytest cache (downloaded
@@ -46,7 +46,18 @@ def exercise() -> dict:
     w.squared.value = True
     state = w.slider.get_state()                                   # what the kernel sends the front end
     json.dumps(state)
+    # the explorer of chapter 09: built, moved, and displayable with its still image beside the widget view
+    y = torch.arange(40) % 4
+    feats = {name: torch.randn(4, 6, generator=torch.Generator().manual_seed(s))[y] + torch.randn(40, 6) for s, name in enumerate("ab")}
+    e = viz.embedding_explorer(feats, y, torch.randint(0, 256, (40, 32, 32, 3), dtype=torch.uint8))
+    e.c.projection.value = "pca"
+    before = bytes(e.c.map.value)
+    e.c.encoder.value = "b"
+    bundle = e._repr_mimebundle_()
+    json.dumps(bundle)
     return {
+        "explorer_changed": bytes(e.c.map.value) != before,
+        "explorer_bundle": sorted(bundle),
         "version": ipywidgets.__version__, "file": ipywidgets.__file__,
         "png": bytes(image[:8]) == b"\x89PNG\r\n\x1a\n",
         "image_changed": bytes(image) != bytes(moved_image),
@@ -62,6 +73,8 @@ def check(result: dict, major: int) -> None:
     assert result["image_changed"], "moving the slider did not redraw the image"
     assert result["moved_summary"] != result["summary"] and "α = 0.30" in result["moved_summary"], result
     assert result["squared_changed"], "the squared-hinge check box did not redraw the image"
+    assert result["explorer_changed"], "picking another encoder did not redraw the explorer's map"
+    assert result["explorer_bundle"] == ["application/vnd.jupyter.widget-view+json", "image/png", "text/plain"], result
     # the controls' protocol: 1.x is what ipywidgets 7 front ends (Colab) render, 2.x ipywidgets 8
     assert result["view_module_version"].split(".")[0] == str(major - 6), result
 
