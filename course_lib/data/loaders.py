@@ -55,6 +55,12 @@ class DeviceLoader:
 
     Shuffling and augmentation draw from torch's global generator, so :func:`course_lib.train.fit`
     makes every epoch repeatable by seeding it per epoch (that is what makes resume exact).
+
+    ``shard=(rank, world_size)``: one of several processes (``torchrun``). ``batch_size`` is then the
+    **global** batch: every process draws the same shuffled order (fit seeds them alike) and takes its
+    ``batch_size / world_size`` images of each global batch, so together the processes see exactly the
+    batches one process would; each then augments its share with its own random stream. The whole
+    dataset stays on every device (CIFAR-10 is 150 MB), so no sampler has to move data.
     """
 
     def __init__(
@@ -69,6 +75,7 @@ class DeviceLoader:
         device=None,
         normalize: bool = True,
         batch_sampler: Optional[Iterable[torch.Tensor]] = None,
+        shard: Optional[tuple] = None,
     ):
         images = check_images(images)
         if labels is None:
@@ -82,6 +89,12 @@ class DeviceLoader:
         self.batch_size, self.transform, self.n_views = batch_size, transform, n_views
         self.shuffle, self.drop_last, self.normalize = shuffle, drop_last, normalize
         self.batch_sampler = batch_sampler
+        self.rank, self.world_size = (int(shard[0]), int(shard[1])) if shard is not None else (0, 1)
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"shard must be (rank, world_size) with 0 <= rank < world_size, got {shard}")
+        if self.world_size > 1 and (batch_sampler is not None or batch_size % self.world_size):
+            raise ValueError(f"a sharded loader needs a global batch_size divisible by world_size = {self.world_size} "
+                             f"(got {batch_size}) and no batch_sampler")
 
     def __len__(self) -> int:
         if self.batch_sampler is not None:
@@ -101,8 +114,12 @@ class DeviceLoader:
             return
         n = len(self.labels)
         order = torch.randperm(n).to(self.device) if self.shuffle else torch.arange(n, device=self.device)
+        local = self.batch_size // self.world_size
+        if self.world_size > 1:  # the same order everywhere; from here on, each process its own augmentations
+            torch.manual_seed(int(torch.randint(2**62, (1,))) + self.rank)
         for b in range(len(self)):
-            yield order[b * self.batch_size : (b + 1) * self.batch_size]
+            start = b * self.batch_size + self.rank * local
+            yield order[start : start + local]
 
     def __iter__(self) -> Iterator:
         for idx in self._batches():

@@ -9,6 +9,7 @@ from torch import nn
 
 from ..losses import barlow_twins_loss
 from ..models import ProjectionHead
+from ..distributed import gather_with_grad
 from .common import check_views
 
 __all__ = ["BarlowTwinsConfig", "BarlowTwins"]
@@ -39,7 +40,12 @@ class BarlowTwins(nn.Module):
     Parts: ``backbone`` f, ``projector`` g. ``forward(x1, x2)`` embeds each view separately (as the
     paper's code), z^A = g(f(x1)), z^B = g(f(x2)) ``(B, projector_dim)``, and returns the 0-dim
     ``scale_loss · barlow_twins_loss(z^A, z^B, λ)``; C is their cross-correlation over the batch.
+
+    Under ``torchrun`` z_A and z_B are gathered from every process, so C is over the global batch, and
+    BatchNorm runs over the global batch too (``global_batchnorm``).
     """
+
+    global_batchnorm = True
 
     def __init__(self, backbone: nn.Module, config: Optional[BarlowTwinsConfig] = None):
         super().__init__()
@@ -57,4 +63,5 @@ class BarlowTwins(nn.Module):
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         check_views(x1, x2)
         z_a, z_b = self.projector(self.backbone(x1)), self.projector(self.backbone(x2))  # (B, d) each
+        z_a, z_b = gather_with_grad(z_a), gather_with_grad(z_b)  # (W·B, d): C over the global batch
         return self.config.scale_loss * barlow_twins_loss(z_a, z_b, lambd=self.config.lambd)

@@ -48,7 +48,12 @@ class BYOL(nn.Module):
     separately (as the reference code: BatchNorm statistics per view), computes the target
     projections z′ under ``no_grad`` and returns the 0-dim loss
     ``byol_loss(q(z₁), z′₂) + byol_loss(q(z₂), z′₁)``, each term the batch mean of 2 − 2 cos.
+
+    Under ``torchrun`` every BatchNorm (backbone, projector, predictor, target) runs over the global
+    batch (``global_batchnorm``), as BYOL's synchronised BN; the loss is a mean over images, so no gather.
     """
+
+    global_batchnorm = True
 
     def __init__(self, backbone: nn.Module, config: Optional[BYOLConfig] = None):
         super().__init__()

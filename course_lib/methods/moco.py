@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..losses import moco_loss
+from ..distributed import gather, is_distributed, shuffled_forward
 from .common import check_views, momentum_update, split_batchnorm, target_copy
 
 __all__ = ["MoCoConfig", "MoCo"]
@@ -72,7 +73,13 @@ class MoCo(nn.Module):
     positive pair apart (MoCo §3.3). What it does not: the speed of S GPUs; the cross-GPU gather; one
     set of running statistics per GPU (here the average over the sub-batches, as the demo keeps).
     B must be a multiple of S. The heads' layers are Linear, so they are not split.
+
+    Under ``torchrun`` (W processes) it is MoCo's own multi-GPU recipe: each process's BatchNorm sees only
+    its share (``global_batchnorm = False``), the key batch is shuffled across processes
+    (:func:`~course_lib.distributed.shuffled_forward`), and every process enqueues the keys of all W.
     """
+
+    global_batchnorm = False
 
     def __init__(self, backbone: nn.Module, config: Optional[MoCoConfig] = None):
         super().__init__()
@@ -96,6 +103,8 @@ class MoCo(nn.Module):
     @torch.no_grad()
     def keys(self, x: torch.Tensor) -> torch.Tensor:
         """k = f_k(x), ``(B, D)``, no gradient; with ``bn_splits`` > 1 the batch is shuffled through f_k."""
+        if is_distributed():  # shuffling BN across the processes
+            return shuffled_forward(lambda v: self.target_projector(self.target_backbone(v)), x)
         if self.config.bn_splits == 1:
             return self.target_projector(self.target_backbone(x))
         perm = torch.randperm(len(x), device=x.device)  # shuffle ...
@@ -124,7 +133,7 @@ class MoCo(nn.Module):
             loss = loss + moco_loss(q2, k1, queue, temperature=c.temperature)
             new_keys = torch.cat([k1, k2])  # (2B, D)
         if self.training:
-            self.enqueue(new_keys)
+            self.enqueue(gather(new_keys))  # the keys of every process, in the same order everywhere
         return loss
 
     def update_target(self, step: Optional[int] = None, total_steps: Optional[int] = None) -> None:

@@ -9,6 +9,7 @@ from torch import nn
 
 from ..losses import nt_xent_loss
 from ..models import ProjectionHead
+from ..distributed import gather_with_grad
 from .common import check_views
 
 __all__ = ["SimCLRConfig", "SimCLR", "projection_head"]
@@ -54,7 +55,13 @@ class SimCLR(nn.Module):
     views (as the paper's global BN across devices), and returns the 0-dim loss
     :func:`~course_lib.losses.nt_xent_loss`. :meth:`embed` gives h, the representation kept after
     training; z is only for the loss.
+
+    Under ``torchrun`` (W processes) z₁ and z₂ are gathered from every process before the loss, so each
+    image meets the 2N − 2 negatives of the global batch, and BatchNorm runs over the global batch
+    (``global_batchnorm``: ``fit(..., distributed=True)`` converts it), as the paper's global BN.
     """
+
+    global_batchnorm = True
 
     def __init__(self, backbone: nn.Module, config: Optional[SimCLRConfig] = None):
         super().__init__()
@@ -74,4 +81,5 @@ class SimCLR(nn.Module):
         check_views(x1, x2)
         z = self.projector(self.backbone(torch.cat([x1, x2])))  # (2B, projector_dim)
         z1, z2 = z.chunk(2)  # (B, projector_dim) each
+        z1, z2 = gather_with_grad(z1), gather_with_grad(z2)  # (W·B, projector_dim): the global batch
         return nt_xent_loss(z1, z2, temperature=self.config.temperature)

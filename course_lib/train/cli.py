@@ -22,11 +22,13 @@ from pathlib import Path
 import torch
 
 from .. import config as cfg
+from .. import distributed as dist_utils
 from ..augment import SimCLRAugment
 from ..data import DeviceLoader, load_data
 from ..evaluate import KNNMonitor, extract_features, linear_probe
 from ..methods import METHODS, build_method, target_update
 from ..models import backbone_for_profile
+from .accel import fused_options
 from .loop import fit
 from .runs import RunMismatchError
 from .steps import two_view_step
@@ -37,7 +39,7 @@ PROG = "python -m course_lib.train"
 EPOCHS = {"gpu": 200, "cpu": 20, "smoke": 2}  # budgets in epochs, not minutes: machine speeds vary
 BATCH_SIZE = {"gpu": 256, "cpu": 128, "smoke": 64}  # cpu: 128 beat 256 at equal epochs on 10k images (more steps)
 KNN_EVERY = {"gpu": 5, "cpu": 1, "smoke": 1}  # a 50k bank through ResNet-18 costs ~1/5 of an epoch
-WEIGHT_DECAY = {"adam": 1e-6, "sgd": 5e-4}  # SimCLR's 1e-6; MoCo's CIFAR-10 demo 5e-4
+WEIGHT_DECAY = {"adam": 1e-6, "sgd": 5e-4, "lars": 1e-6}  # SimCLR's 1e-6; MoCo's CIFAR-10 demo 5e-4
 KNN_K, KNN_TEMPERATURE = 200, 0.1  # the SSL papers' monitor (Wu et al., 2018)
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
@@ -116,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(gpu with CUDA, else cpu; $COURSE_PROFILE overrides)")
     add("--epochs", type=_number(int, 0), help=f"default {per(EPOCHS)}")
     add("--batch-size", type=_number(int, 1), help=f"images a batch (two views each); default {per(BATCH_SIZE)}")
-    add("--optimizer", choices=("adam", "sgd"), default="adam", help="adam (default) or sgd (momentum 0.9)")
+    add("--optimizer", choices=("adam", "sgd", "lars"), default="adam", help="adam (default), sgd (momentum 0.9) "
+        "or lars (SGD + layer-wise trust ratio, SimCLR/BYOL's large-batch optimizer)")
     add("--lr", type=_number(float, 0, strict=True), help="peak learning rate; default adam 1e-3, sgd 0.06·batch/512")
     add("--weight-decay", type=_number(float, 0), help=f"default {per(WEIGHT_DECAY)}")
     add("--warmup-epochs", type=_number(int, 0), help="linear warm-up, then cosine decay to 0, stepped per batch; "
@@ -131,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--set", action="append", default=[], metavar="KEY=VALUE", help="a method setting (repeatable; below)")
     add("--no-progress", action="store_true", help="no progress bar (the line per epoch stays)")
     add("--fresh", action="store_true", help="ignore an existing checkpoint: train from scratch over it")
+    add("--compile", action="store_true", help="torch.compile the method (falls back to eager mode where it fails)")
+    add("--no-channels-last", action="store_true", help="keep NCHW memory order (default: channels_last, ~2x on CPU)")
     return p
 
 
@@ -175,12 +180,14 @@ def resolve_options(args, profile: str) -> dict:
     if warmup > epochs:
         raise CLIError(f"--warmup-epochs {warmup} is more than --epochs {epochs}")
     return dict(method=args.method, profile=profile, epochs=epochs, batch_size=batch, optimizer=args.optimizer,
-                lr={"adam": 1e-3, "sgd": 0.06 * batch / 512}[args.optimizer] if args.lr is None else args.lr,
+                lr={"adam": 1e-3, "sgd": 0.06 * batch / 512, "lars": 0.3 * batch / 256}[args.optimizer] if args.lr is None
+                else args.lr,
                 weight_decay=WEIGHT_DECAY[args.optimizer] if args.weight_decay is None else args.weight_decay,
                 warmup_epochs=warmup, seed=args.seed, out=args.out or f"runs/{args.method}-{profile}",
                 data=args.data, device=args.device, set=list(args.set), fresh=args.fresh,
                 knn_every=KNN_EVERY[profile] if args.knn_every is None else args.knn_every,
-                progress=not args.no_progress)
+                progress=not args.no_progress, compile=args.compile, channels_last=not args.no_channels_last,
+                processes=dist_utils.world_size())
 
 
 def _device(name) -> torch.device:
@@ -203,10 +210,21 @@ def _epoch_printer(epochs: int):
     from tqdm.auto import tqdm
 
     def on_epoch(model, epoch: int, history) -> None:
+        if dist_utils.rank() != 0:
+            return
         r = history.last()
         knn = f"  kNN {r['knn_acc']:.4f}" if not math.isnan(r.get("knn_acc", math.nan)) else ""
         tqdm.write(f"epoch {epoch}/{epochs}  loss {r['loss']:.4f}  lr {r['lr']:.3g}{knn}  ({r['time']:.1f} s)")
     return on_epoch
+
+
+def _optimizer_class(name: str, device: torch.device) -> tuple:
+    """(optimizer class, its extra options): SGD / LARS with momentum 0.9, Adam; fused kernels on CUDA."""
+    if name == "lars":
+        from .lars import LARS
+        return LARS, {"momentum": 0.9}
+    cls = torch.optim.SGD if name == "sgd" else torch.optim.Adam
+    return cls, {**({"momentum": 0.9} if name == "sgd" else {}), **fused_options(cls, device)}
 
 
 def matmul_gflops(device: torch.device, n: int = 512, seconds: float = 0.2) -> float:
@@ -222,16 +240,22 @@ def _setup(args):
     """The parsed command → options, device, data, method, loader, monitor (no training yet)."""
     cfg.check_environment(verbose=False)
     profile = cfg.resolve_profile(args.profile or cfg.PROFILE)
+    launched = dist_utils.launched_by_torchrun()
+    device = dist_utils.init_from_environment() if launched else None  # before the options: they count processes
     o = resolve_options(args, profile)
     overrides = parse_overrides(METHODS[args.method][1], args.set)
-    device = _device(args.device)
+    device = device if launched else _device(args.device)
+    if o["batch_size"] % dist_utils.world_size():
+        raise CLIError(f"--batch-size {o['batch_size']} (the global batch) must be a multiple of the "
+                       f"{dist_utils.world_size()} processes")
     data = _load(args.data, profile)
     cfg.set_seed(o["seed"])  # the initial weights (and MoCo's initial queue)
     try:
         model = build_method(args.method, backbone_for_profile(profile), **overrides)
     except (ValueError, TypeError) as err:
         raise CLIError(f"--set {' '.join(args.set)}: {err}") from None
-    loader = DeviceLoader(*data[0], o["batch_size"], transform=SimCLRAugment(), n_views=2, device=device)
+    loader = DeviceLoader(*data[0], o["batch_size"], transform=SimCLRAugment(), n_views=2, device=device,
+                          shard=(dist_utils.rank(), dist_utils.world_size()))
     if len(loader) == 0:
         raise CLIError(f"--batch-size {o['batch_size']} is larger than the {len(data[0])} training images")
     monitor = KNNMonitor(*data[0], *data[1], k=KNN_K, temperature=KNN_TEMPERATURE)
@@ -261,30 +285,35 @@ def train(args) -> int:
     started = time.perf_counter()
     o, device, data, model, loader, monitor = _setup(args)
     steps, warmup = o["epochs"] * len(loader), o["warmup_epochs"] * len(loader)
-    optimizer, momentum = (torch.optim.SGD, {"momentum": 0.9}) if o["optimizer"] == "sgd" else (torch.optim.Adam, {})
+    optimizer, momentum = _optimizer_class(o["optimizer"], device)
     out = Path(o["out"])
     checkpoint = out / "checkpoint.pt"
     run = {"method": o["method"], "method_config": dataclasses.asdict(model.config), "data": data[0].source,
            **{k: o[k] for k in ("profile", "epochs", "warmup_epochs", "batch_size", "optimizer", "lr", "weight_decay",
                                 "seed")}}  # epochs too: the cosine schedules are sized by them
-    print(f"{cfg.profile_reason(o['profile'], device)}\n{o['method']}: {_doc_line(METHODS[o['method']][0])}\n"
-          f"  {run['method_config']}\ndata {data[0].source}: {len(data[0])} train / {len(data[1])} test images; "
-          f"epochs {o['epochs']} of {len(loader)} batches of {o['batch_size']}; {o['optimizer']} lr {o['lr']:g}, "
-          f"weight decay {o['weight_decay']:g}, {o['warmup_epochs']} warm-up epochs, then cosine\ncheckpoint "
-          f"{checkpoint}" + (" (exists: resuming it; --fresh starts over)" * (checkpoint.exists() and not o["fresh"])))
+    shared = f" shared by {o['processes']} processes" if o["processes"] > 1 else ""
+    if dist_utils.rank() == 0:
+        print(f"{cfg.profile_reason(o['profile'], device)}\n{o['method']}: {_doc_line(METHODS[o['method']][0])}\n"
+              f"  {run['method_config']}\ndata {data[0].source}: {len(data[0])} train / {len(data[1])} test images; "
+              f"epochs {o['epochs']} of {len(loader)} batches of {o['batch_size']}{shared}; {o['optimizer']} lr {o['lr']:g}, "
+              f"weight decay {o['weight_decay']:g}, {o['warmup_epochs']} warm-up epochs, then cosine\ncheckpoint "
+              f"{checkpoint}" + (" (exists: resuming it; --fresh starts over)" * (checkpoint.exists() and not o["fresh"])))
     try:
         history = fit(model, loader, o["epochs"], step=two_view_step, optimizer=lambda params: optimizer(
                           params, lr=o["lr"], weight_decay=o["weight_decay"], **momentum),
                       scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(warmup, steps)),
                       checkpoint=checkpoint, resume=not o["fresh"], device=device, monitor=monitor,
                       monitor_every=o["knn_every"], seed=o["seed"], progress=o["progress"], desc=o["method"],
-                      on_step=target_update(steps), on_epoch=_epoch_printer(o["epochs"]), config=run)
+                      on_step=target_update(steps), on_epoch=_epoch_printer(o["epochs"]), config=run,
+                      channels_last=o["channels_last"], compile=o["compile"], distributed=dist_utils.is_distributed())
     except RunMismatchError as err:  # fit's message: the file, a line per difference, what to do in a notebook
         what = "; ".join(line.strip() for line in str(err).splitlines()[1:] if line.startswith("  "))
         raise CLIError(f"{checkpoint} holds another run ({what or err}): add --fresh to train this one from scratch "
                        "over it, or give it another --out") from None
     except ValueError as err:  # e.g. MoCo's batch not a multiple of bn_splits, a queue smaller than a batch
         raise CLIError(str(err).splitlines()[0]) from None
+    if dist_utils.rank() != 0:  # process 0 reports; the others are done
+        return 0
     summary = _report(o, device, data, model, history, monitor, started)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json.tmp").write_text(json.dumps(summary, indent=2) + "\n")
@@ -304,3 +333,6 @@ def main(argv: typing.Optional[list] = None) -> int:
     except CLIError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

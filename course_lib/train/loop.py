@@ -29,6 +29,8 @@ from torch import nn
 
 from ..config import PROFILE, set_seed
 from ..config import amp_dtype as _device_amp_dtype
+from .. import distributed as dist_utils
+from .accel import forward_model, prepare_distributed, to_channels_last
 from .runs import RandomState, RunMismatchError, describe_run, run_differences, run_id
 from .steps import Loss, supervised_step
 
@@ -183,6 +185,9 @@ def fit(
     on_step: Optional[Callable[[nn.Module, int], None]] = None,
     on_epoch: Optional[Callable[[nn.Module, int, "History"], Optional[dict]]] = None,
     config: Optional[dict] = None,
+    channels_last: bool = False,
+    compile: bool = False,
+    distributed: bool = False,
 ) -> History:
     """Minimise the mean of ``step(model, batch)`` over ``loader`` for ``epochs`` epochs.
 
@@ -197,7 +202,13 @@ def fit(
       batch** (size its schedule in steps, ``epochs * len(loader)``).
     * ``device``: default the loader's device, else the model's; the model is moved there.
       ``amp``: autocast on CUDA (bf16 where native, else fp16 with a GradScaler); None = on for CUDA,
-      never on CPU/MPS.
+      never on CPU/MPS. ``channels_last``: model and image batches in NHWC memory order; ``compile``:
+      ``torch.compile`` the model (falls back to eager mode, with a warning, where compiling fails).
+    * ``distributed``: one of several processes (``torchrun``, :mod:`course_lib.distributed`): the model
+      is converted to global BatchNorm where the method wants it and wrapped in DistributedDataParallel;
+      give each process its share of every global batch (``DeviceLoader(..., shard=(rank, world))``).
+      Logged numbers are means over the processes; only process 0 prints and writes the checkpoint,
+      which any number of processes can resume.
     * ``on_step(model, step)``: called after every optimizer step, ``step`` = optimizer steps done
       so far in the run (1, 2, …, counting across resumes): e.g. the momentum update of a target
       network. ``on_epoch(model, epoch, history)``: called at the end of every epoch (1-based), after
@@ -222,6 +233,8 @@ def fit(
     if epochs < 0 or monitor_every < 1:
         raise ValueError(f"epochs must be >= 0 and monitor_every >= 1, got {epochs} and {monitor_every}")
     step = step or supervised_step
+    main = dist_utils.rank() == 0  # the process that prints and saves
+    progress = progress and main
     device = torch.device(device) if device is not None else _default_device(model, loader)
     model.to(device)
     optimizer, described, scheduler = _build(model, optimizer, scheduler)
@@ -241,7 +254,14 @@ def fit(
             return history
     if progress:
         print(f"{desc}: {info['optimizer']}, amp {info['amp']}, seed {seed}, run {info['run_id']}"
-              + (f" -> {path.name}" if path else ""))
+              + (f" -> {path.name}" if path else "")
+              + (f", {dist_utils.world_size()} processes" if dist_utils.is_distributed() else ""))
+    if distributed:
+        prepare_distributed(model)  # after describe_run: the same run on 1 or W processes
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    forward = forward_model(model, device, distributed=distributed, compile=compile)
+    move = (lambda b: to_channels_last(_to(b, device))) if channels_last else (lambda b: _to(b, device))
 
     n_batches = len(loader) if hasattr(loader, "__len__") else None
     bar = None
@@ -260,7 +280,7 @@ def fit(
                 bar.set_description(f"{desc} epoch {epoch + 1}/{epochs}")
             for batch in loader:
                 with autocast():
-                    out = step(model, _to(batch, device))
+                    out = step(forward, move(batch))
                 logs = dict(out) if isinstance(out, dict) else {"loss": out}
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(logs["loss"]).backward()
@@ -282,6 +302,10 @@ def fit(
                         shown = time.perf_counter()
             if count == 0:
                 raise ValueError("the loader yielded no batch: is the dataset smaller than batch_size with drop_last=True?")
+            if distributed:  # the mean over the processes, one synchronisation per epoch
+                means = dist_utils.mean_over_processes(torch.stack([torch.as_tensor(v, dtype=torch.float32, device=device)
+                                                                    for v in sums.values()]))
+                sums = dict(zip(sums, means.tolist()))
             record = {"epoch": epoch + 1, **{k: float(v) / count for k, v in sums.items()}}
             record.update(lr=optimizer.param_groups[0]["lr"], time=time.perf_counter() - t0)
             model.eval()
@@ -295,7 +319,7 @@ def fit(
             model.train()
             if bar is not None:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in history.last().items() if k not in ("epoch", "time")})
-            if path is not None:
+            if path is not None and main:
                 _save(path, {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
@@ -308,6 +332,8 @@ def fit(
                     "run": run,
                     "info": info,
                 })
+            if distributed and dist_utils.is_distributed():
+                torch.distributed.barrier()  # nobody runs ahead of the checkpoint
     finally:
         caller_random.restore()
         if bar is not None:

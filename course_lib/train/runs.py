@@ -65,7 +65,8 @@ def _plain(value: Any, depth: int = 0) -> Any:
 
 
 def _optimizer(optimizer: torch.optim.Optimizer) -> dict:
-    groups = [{k: _plain(v) for k, v in g.items() if k not in ("params", "initial_lr")}
+    # fused / foreach pick kernels, not the update: a fused CUDA run resumes on a CPU and back
+    groups = [{k: None if k in ("fused", "foreach") else _plain(v) for k, v in g.items() if k not in ("params", "initial_lr")}
               | {"lr": _plain(g.get("initial_lr", g.get("lr"))), "n_params": len(g["params"])}
               for g in optimizer.param_groups]
     return {"class": type(optimizer).__qualname__, "groups": groups}
