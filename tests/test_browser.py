@@ -118,9 +118,13 @@ class Chapter:
         self.page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=120_000)
         SHOTS.mkdir(parents=True, exist_ok=True)
 
-    def run_all(self):
+    def run_all(self, widget_text: str):
+        """Run > Run All Cells; return the widget that shows ``widget_text`` once every cell has run."""
         self.page.get_by_role("menuitem", name="Run", exact=True).click()
         self.page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        widget = self.widget(widget_text)
+        self.wait_until_done()
+        return widget
 
     def wait_until_done(self):
         """Every code cell has an execution count (none shows ``[*]``), and the kernel is idle."""
@@ -177,9 +181,7 @@ def _changed(page, locator, before: str, timeout_ms: int = 60_000) -> str:
 def test_margin_slider_of_chapter_02(browser, lab):
     ch = Chapter(browser, lab, "02_siamese_contrastive")
     try:
-        ch.run_all()
-        w = ch.widget("pairs give gradient")
-        ch.wait_until_done()
+        w = ch.run_all("pairs give gradient")
         src, text = w.locator("img").first.get_attribute("src"), w.inner_text()
         first = ch.shot(w, "margin-slider-initial")
         ch.drag(w.locator(".noUi-handle").first, -60)
@@ -196,9 +198,7 @@ def test_margin_slider_of_chapter_02(browser, lab):
 def test_embedding_explorer_of_chapter_09(browser, lab):
     ch = Chapter(browser, lab, "09_explore")
     try:
-        ch.run_all()
-        w = ch.widget("random point")
-        ch.wait_until_done()
+        w = ch.run_all("random point")
         assert w.locator("button", has_text="random point").is_visible()
         src = w.locator("img").first.get_attribute("src")
         ch.shot(w, "explorer-initial")
