@@ -1,6 +1,7 @@
 """course_lib.train.lars.LARS against independent computations: a loop written from Algorithm 1 of
 You, Gitman & Ginsburg (2017), torch.optim.SGD for the excluded tensors, and lightly's LARS."""
 import copy
+import json
 
 import pytest
 import torch
@@ -180,3 +181,15 @@ def test_fit_resumes_a_lars_run_exactly(tmp_path):
     run(1, tmp_path / "resumed.pt")
     resumed = run(2, tmp_path / "resumed.pt")  # loads epoch 1's weights and momentum buffers, trains epoch 2
     assert torch.equal(straight.weight, resumed.weight) and torch.equal(straight.bias, resumed.bias)
+
+
+def test_the_command_line_trains_with_lars(tmp_path):
+    from course_lib.train.cli import main
+
+    out = tmp_path / "run"
+    assert main(["simclr", "--profile", "smoke", "--data", "digits", "--epochs", "1", "--batch-size", "64",
+                 "--optimizer", "lars", "--no-progress", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["options"]["optimizer"] == "lars" and summary["options"]["lr"] == 0.3 * 64 / 256
+    run = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)["run"]
+    assert run["optimizer"]["class"] == "LARS" and summary["history"]["loss"][0] > 0
