@@ -88,7 +88,7 @@ class _Controls:
         self.param = w.IntSlider(value=PROJECTIONS["tsne"][1], min=5, max=50, step=1, description="perplexity",
                                  continuous_update=False, layout=wide)
         self.colour = w.ToggleButtons(options=[("class", "class"), ("kNN right/wrong", "correct")], description="colour by",
-                                      disabled=not has_correct, style={"button_width": "110px"})
+                                      disabled=not has_correct, style={"button_width": "135px"})
         self.x_range = w.FloatRangeSlider(value=(0.0, 1.0), min=0.0, max=1.0, step=0.01, description="select x",
                                           continuous_update=False, layout=wide)
         self.y_range = w.FloatRangeSlider(value=(0.0, 1.0), min=0.0, max=1.0, step=0.01, description="select y",
