@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--batch-size", type=_number(int, 1), help=f"images a batch (two views each); default {per(BATCH_SIZE)}")
     add("--optimizer", choices=("adam", "sgd", "lars"), default="adam", help="adam (default), sgd (momentum 0.9) "
         "or lars (SGD + layer-wise trust ratio, SimCLR/BYOL's large-batch optimizer)")
-    add("--lr", type=_number(float, 0, strict=True), help="peak learning rate; default adam 1e-3, sgd 0.06·batch/512")
+    add("--lr", type=_number(float, 0, strict=True), help="peak learning rate; default adam 1e-3, sgd 0.06·batch/512, lars 0.3·batch/256 (batch: the global batch)")
     add("--weight-decay", type=_number(float, 0), help=f"default {per(WEIGHT_DECAY)}")
     add("--warmup-epochs", type=_number(int, 0), help="linear warm-up, then cosine decay to 0, stepped per batch; "
         "default a tenth of the epochs, at most 10")
