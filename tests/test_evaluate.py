@@ -203,6 +203,20 @@ def test_extract_features_shape_dtype_and_mode():
         extract_features(net, images[0].float())  # one image, not a batch
 
 
+def test_extract_features_in_nhwc_gives_the_nchw_numbers_and_leaves_the_model_alone():
+    # on the CPU the batches go in as channels_last (faster convolutions): same features as the
+    # plain NCHW forward pass, and the model's weights keep their memory order
+    torch.manual_seed(0)
+    net = SmallConvNet((4, 8, 8, 8)).eval()
+    images = torch.randint(0, 256, (20, 16, 16, 3), dtype=torch.uint8)
+    from course_lib.data import to_model_input
+
+    with torch.no_grad():
+        expected = net(to_model_input(images).contiguous())  # (20, 8), NCHW
+    torch.testing.assert_close(extract_features(net, images, batch_size=8), expected, rtol=1e-5, atol=1e-6)
+    assert all(p.is_contiguous() for p in net.parameters())
+
+
 def test_pixel_features():
     images = torch.randint(0, 256, (5, 8, 8, 3), dtype=torch.uint8)
     f = pixel_features(images)
