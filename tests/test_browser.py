@@ -196,6 +196,8 @@ def test_margin_slider_of_chapter_02(browser, lab):
 
 
 def test_embedding_explorer_of_chapter_09(browser, lab):
+    from playwright.sync_api import expect
+
     ch = Chapter(browser, lab, "09_explore")
     try:
         w = ch.run_all("random point")
@@ -206,12 +208,12 @@ def test_embedding_explorer_of_chapter_09(browser, lab):
         query_text = status.inner_text()
         for attempt in range(5):                 # a random point may be the current one: click again
             w.locator("button", has_text="random point").click()
-            try:
-                src = _changed(ch.page, w, src, timeout_ms=10_000)
+            try:                                 # the status arrives after the map: wait for it, not the map
+                expect(status).not_to_have_text(query_text, timeout=10_000)
                 break
-            except Exception:
-                assert attempt < 4, "clicking 'random point' never changed the map"
-        assert status.inner_text() != query_text
+            except AssertionError:
+                assert attempt < 4, "clicking 'random point' never changed the query"
+        src = _changed(ch.page, w, src)          # and the map shows the new query
         ch.shot(w, "explorer-random-point")
         options = w.locator("select").first.locator("option").all_inner_texts()
         w.locator("select").first.select_option(options[-1])
